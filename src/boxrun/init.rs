@@ -1,0 +1,215 @@
+//! `podlab __init`: the single-threaded process that becomes the box.
+//!
+//! It reads the box spec from the channel, unshares the namespaces (a new pid namespace
+//! only applies to children, so it forks: the child is pid 1), then the child makes mount
+//! propagation private, moves into the root filesystem with pivot_root, mounts /proc, /dev
+//! and /sys, sets the hostname, brings up loopback and finally execs the command. The
+//! parent in the middle forwards signals and passes the exit status up.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+
+use super::BoxSpec;
+use super::channel::{Channel, Report};
+use crate::error::{Error, Result};
+use crate::primitives::namespace::{self, Namespace};
+use crate::primitives::{chroot, mount};
+
+/// Entry point of `podlab __init`; never returns.
+pub fn main() -> ! {
+    let mut channel = match Channel::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("podlab __init: {e}");
+            std::process::exit(125);
+        }
+    };
+    let spec: BoxSpec = match channel.recv() {
+        Ok(Some(spec)) => spec,
+        Ok(None) => std::process::exit(125), // the parent went away
+        Err(e) => fail(&mut channel, "read the box spec", e, 125),
+    };
+    crate::explain::set_enabled(spec.explain);
+    let code = match run(&spec, &mut channel) {
+        Ok(code) => code,
+        Err((step, e, code)) => fail(&mut channel, &step, e, code),
+    };
+    std::process::exit(code)
+}
+
+fn fail(channel: &mut Channel, step: &str, error: Error, exit_code: i32) -> ! {
+    let report = Report::Failed { step: step.to_string(), message: error.to_string(), exit_code };
+    if channel.send(&report).is_err() {
+        eprintln!("podlab: {step}: {error}");
+    }
+    std::process::exit(exit_code)
+}
+
+type StepResult<T> = std::result::Result<T, (String, Error, i32)>;
+
+fn step<T>(name: &str, r: Result<T>) -> StepResult<T> {
+    r.map_err(|e| (name.to_string(), e, 125))
+}
+
+fn run(spec: &BoxSpec, channel: &mut Channel) -> StepResult<i32> {
+    if spec.namespaces.contains(&Namespace::User) {
+        step("create the user namespace", namespace::unshare(&[Namespace::User]))?;
+        // Map root inside to our own (root) user outside: the one mapping a process may
+        // write for itself.
+        step("map user ids", namespace::write_id_maps(std::process::id() as i32, "0 0 1", "0 0 1"))?;
+    }
+    let others: Vec<Namespace> = spec.namespaces.iter().copied().filter(|n| *n != Namespace::User).collect();
+    step("create namespaces", namespace::unshare(&others))?;
+    if !spec.namespaces.contains(&Namespace::Pid) {
+        return setup_and_exec(spec);
+    }
+    // SAFETY: this process is single-threaded (a fresh exec of podlab), so fork is sound.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(("fork pid 1".into(), Error::sys("fork", e), 125)),
+        Ok(ForkResult::Child) => {
+            set_parent_death_signal();
+            match setup_and_exec(spec) {
+                Ok(code) => Ok(code),
+                Err((step, e, code)) => fail(channel, &step, e, code),
+            }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            // Only the box's pid 1 and the exec should hold the channel now: closing our
+            // copy lets podlab see EOF the moment the command starts.
+            let _ = nix::unistd::close(channel.raw_fd());
+            forward_signals(child);
+            Ok(wait_for(child))
+        }
+    }
+}
+
+/// Everything inside the namespaces, then exec. Returns only on failure.
+fn setup_and_exec(spec: &BoxSpec) -> StepResult<i32> {
+    let has = |ns| spec.namespaces.contains(&ns);
+    if has(Namespace::Mount) {
+        step("make mounts private", mount::make_private(Path::new("/"), true))?;
+    }
+    match (&spec.rootfs, has(Namespace::Mount)) {
+        (Some(root), true) => {
+            step("mount the root filesystem", setup_rootfs(root, has(Namespace::Pid), has(Namespace::Net)))?;
+            step("pivot_root", chroot::pivot_root(root))?;
+        }
+        (Some(root), false) => step("chroot", chroot::chroot(root))?,
+        (None, true) if has(Namespace::Pid) => {
+            // A fresh /proc over the host's so ps and /proc show only the box's processes.
+            step("mount /proc", mount::proc(Path::new("/proc")))?;
+        }
+        (None, _) => {}
+    }
+    if has(Namespace::Uts) {
+        let name = spec.hostname.as_deref().unwrap_or("podlab-box");
+        step("set the hostname", namespace::set_hostname(name))?;
+    }
+    if has(Namespace::Net) {
+        step("bring up loopback", crate::primitives::link::set_up(None, "lo"))?;
+    }
+    exec(spec)
+}
+
+/// Mount /proc, /dev (a tmpfs with the standard device nodes bound from the host) and
+/// /sys inside the new root, before pivoting into it.
+fn setup_rootfs(root: &Path, new_pid: bool, new_net: bool) -> Result<()> {
+    let proc_dir = root.join("proc");
+    ensure_dir(&proc_dir)?;
+    if new_pid {
+        mount::proc(&proc_dir)?;
+    } else {
+        mount::bind(Path::new("/proc"), &proc_dir, false)?;
+    }
+    let dev = root.join("dev");
+    ensure_dir(&dev)?;
+    mount::tmpfs(&dev, Some("mode=755,size=65536k"))?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(node);
+        std::fs::File::create(&target).map_err(|e| Error::io("create device node mount point", &target, e))?;
+        mount::bind(&Path::new("/dev").join(node), &target, false)?;
+    }
+    let sys = root.join("sys");
+    if sys.is_dir() {
+        if new_net {
+            mount::sysfs(&sys)?;
+        } else {
+            mount::bind(Path::new("/sys"), &sys, true)?;
+        }
+    }
+    Ok(())
+}
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Error::Missing(format!(
+        "{} is missing in the root filesystem (a root filesystem needs /proc and /dev directories)",
+        dir.display()
+    )))
+}
+
+fn exec(spec: &BoxSpec) -> StepResult<i32> {
+    let to_c = |s: &String| CString::new(s.as_bytes()).map_err(|_| Error::invalid(format!("argument {s:?} contains a NUL byte")));
+    let args: Vec<CString> = step("prepare the command", spec.command.iter().map(to_c).collect())?;
+    let Some(program) = args.first() else {
+        return Err(("exec".into(), Error::invalid("no command given"), 125));
+    };
+    if spec.rootfs.is_some() {
+        // The host's PATH means nothing inside another root filesystem.
+        // SAFETY: single-threaded here; nothing else reads the environment concurrently.
+        unsafe { std::env::set_var("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") };
+    }
+    crate::explain::say(format!("exec {}", crate::explain::join(&spec.command)));
+    let err = nix::unistd::execvp(program, &args).unwrap_err();
+    let code = if err == nix::errno::Errno::ENOENT { 127 } else { 126 };
+    let where_ = match &spec.rootfs {
+        Some(r) => format!(" in the root filesystem {}", r.display()),
+        None => String::new(),
+    };
+    Err(("exec".into(), Error::invalid(format!("{}: {}{where_}", spec.command[0], err.desc())), code))
+}
+
+fn set_parent_death_signal() {
+    // If the init above us dies, so do we (and with pid 1, the whole pid namespace).
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a plain signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+}
+
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn relay(sig: libc::c_int) {
+    let pid = CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Pass terminal and termination signals on to the box's pid 1.
+fn forward_signals(child: Pid) {
+    CHILD.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
+    let action = SigAction::new(SigHandler::Handler(relay), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
+        // SAFETY: the handler only calls kill, which is async-signal-safe.
+        let _ = unsafe { signal::sigaction(sig, &action) };
+    }
+}
+
+/// Wait for `child` and turn its end into a shell-style exit code (128 + signal).
+pub(crate) fn wait_for(child: Pid) -> i32 {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 125,
+        }
+    }
+}

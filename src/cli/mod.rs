@@ -1,0 +1,92 @@
+//! The command line: clap definitions and the only place that prints for humans.
+
+mod boxcmd;
+mod doctor;
+mod lab;
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// podlab: build a Kubernetes pod from Linux primitives.
+#[derive(Debug, Parser)]
+#[command(name = "podlab", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Keep all state under DIR (DIR/run and DIR/lib) instead of /run/podlab and /var/lib/podlab.
+    #[arg(long, global = true, value_name = "DIR", env = "PODLAB_ROOT")]
+    root: Option<PathBuf>,
+    /// Print the shell command equivalent to each kernel-visible action as it happens.
+    #[arg(long, global = true)]
+    explain: bool,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run a command in an isolated, resource-limited box (the labs' steps composed).
+    Box(boxcmd::BoxArgs),
+    /// Guided labs: list, show, check, solve and reset them.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
+    /// Build a root filesystem from a recipe shipped with podlab (busybox).
+    Rootfs {
+        /// Recipe name.
+        recipe: String,
+        /// Directory to build into.
+        dest: PathBuf,
+    },
+    /// Check that this machine can run podlab, and say what to fix.
+    Doctor,
+    /// Remove every leftover of podlab: boxes, lab state, cgroups, namespaces, mounts.
+    Reset,
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Parse the command line, run it, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    podlab::explain::set_enabled(cli.explain);
+    let dirs = podlab::state::StateDirs::from_option(cli.root.as_deref());
+    let result = match cli.command {
+        Commands::Box(args) => boxcmd::run(&dirs, args),
+        Commands::Lab(cmd) => lab::run(&dirs, cmd),
+        Commands::Rootfs { recipe, dest } => podlab::image::recipe::build(&recipe, &dest)
+            .map(|()| {
+                println!("built {recipe} root filesystem in {}", dest.display());
+                0
+            })
+            .map_err(Into::into),
+        Commands::Doctor => doctor::run(),
+        Commands::Reset => reset(&dirs),
+        Commands::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "podlab", &mut std::io::stdout());
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("podlab: {e:#}");
+            125
+        }
+    }
+}
+
+fn reset(dirs: &podlab::state::StateDirs) -> anyhow::Result<i32> {
+    let report = podlab::reset::reset_all(dirs);
+    for line in &report.removed {
+        println!("removed {line}");
+    }
+    for err in &report.errors {
+        eprintln!("podlab reset: {err}");
+    }
+    if report.removed.is_empty() && report.errors.is_empty() {
+        println!("nothing to remove");
+    }
+    Ok(if report.errors.is_empty() { 0 } else { 1 })
+}

@@ -1,0 +1,18 @@
+//! podlab: a Kubernetes pod built from Linux primitives.
+//!
+//! Layers (each uses only those before it): `primitives` (syscalls and kernel files),
+//! then the composed tools (`boxrun` for `podlab box`), the `labs`, and the checks
+//! (`doctor`, `reset`). See `design.md` in the project's shared notes and the README.
+
+pub mod boxrun;
+pub mod doctor;
+pub mod error;
+pub mod explain;
+pub mod image;
+pub mod primitives;
+pub mod labs;
+pub mod quantity;
+pub mod reset;
+pub mod state;
+
+pub use error::{Error, Result};

@@ -1,0 +1,163 @@
+//! cgroup v1: one hierarchy per controller.
+//!
+//! Each controller has its own tree (/sys/fs/cgroup/cpu, /sys/fs/cgroup/memory, ...; some
+//! distributions co-mount cpu and cpuacct as `cpu,cpuacct`), so one podlab cgroup is a
+//! directory in each tree and a process joins by being written into each. CPU limits are
+//! `cpu.cfs_quota_us`/`cpu.cfs_period_us`, memory `memory.limit_in_bytes`, OOM kills are
+//! counted in `memory.oom_control`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use super::{Backend, Stats, Version, keyed, mkdir_p, read, read_procs, read_u64, write};
+use crate::error::{Error, Result};
+
+/// The controllers podlab uses on v1.
+pub const CONTROLLERS: [&str; 4] = ["cpu", "cpuacct", "memory", "pids"];
+
+/// The cgroup v1 backend.
+pub struct V1;
+
+/// Mount point of each v1 controller, read once from /proc/self/mountinfo.
+fn mounts() -> &'static Vec<(String, PathBuf)> {
+    static MOUNTS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    MOUNTS.get_or_init(|| {
+        let table = crate::primitives::mount::mountinfo(None).unwrap_or_default();
+        let mut found = Vec::new();
+        for controller in CONTROLLERS {
+            let hit = table.iter().find(|m| {
+                m.fstype == "cgroup" && m.root == Path::new("/") && m.super_options.split(',').any(|o| o == controller)
+            });
+            if let Some(m) = hit {
+                found.push((controller.to_string(), m.mount_point.clone()));
+            }
+        }
+        found
+    })
+}
+
+/// The directory of controller `controller` for cgroup `rel`.
+pub fn dir(controller: &str, rel: &Path) -> Option<PathBuf> {
+    mounts().iter().find(|(c, _)| c == controller).map(|(_, m)| m.join(rel))
+}
+
+fn need(controller: &str, rel: &Path) -> Result<PathBuf> {
+    dir(controller, rel).ok_or_else(|| {
+        Error::Missing(format!(
+            "the cgroup v1 {controller} controller is not mounted under {} (see `podlab doctor`)",
+            super::ROOT
+        ))
+    })
+}
+
+impl Backend for V1 {
+    fn version(&self) -> Version {
+        Version::V1
+    }
+
+    fn dirs(&self, rel: &Path) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = mounts().iter().map(|(_, m)| m.join(rel)).collect();
+        dirs.dedup(); // co-mounted controllers share a directory
+        dirs
+    }
+
+    fn create(&self, rel: &Path) -> Result<()> {
+        for controller in CONTROLLERS {
+            mkdir_p(&need(controller, rel)?)?;
+        }
+        Ok(())
+    }
+
+    fn join(&self, rel: &Path, pid: i32) -> Result<()> {
+        for dir in self.dirs(rel) {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn set_cpu_quota(&self, rel: &Path, quota_us: Option<u64>, period_us: u64) -> Result<()> {
+        let dir = need("cpu", rel)?;
+        write(&dir.join("cpu.cfs_period_us"), &period_us.to_string())?;
+        let quota = quota_us.map(|q| q.to_string()).unwrap_or_else(|| "-1".into());
+        write(&dir.join("cpu.cfs_quota_us"), &quota)
+    }
+
+    fn cpu_quota(&self, rel: &Path) -> Result<(Option<u64>, u64)> {
+        let dir = need("cpu", rel)?;
+        let quota: i64 = read(&dir.join("cpu.cfs_quota_us"))?.parse().unwrap_or(-1);
+        let period = read_u64(&dir.join("cpu.cfs_period_us")).unwrap_or(super::DEFAULT_PERIOD_US);
+        Ok((u64::try_from(quota).ok(), period))
+    }
+
+    fn set_cpu_shares(&self, rel: &Path, shares: u64) -> Result<()> {
+        write(&need("cpu", rel)?.join("cpu.shares"), &shares.clamp(2, 262_144).to_string())
+    }
+
+    fn set_memory_limit(&self, rel: &Path, bytes: Option<u64>, swap_off: bool) -> Result<()> {
+        let dir = need("memory", rel)?;
+        let value = bytes.map(|b| b.to_string()).unwrap_or_else(|| "-1".into());
+        // memsw (memory + swap) must stay >= the memory limit: raise it first when growing.
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        let has_memsw = memsw.exists();
+        if has_memsw && swap_off {
+            write(&memsw, "-1")?;
+        }
+        write(&dir.join("memory.limit_in_bytes"), &value)?;
+        if swap_off {
+            if has_memsw {
+                write(&memsw, &value)?;
+            }
+            write(&dir.join("memory.swappiness"), "0")?;
+        }
+        Ok(())
+    }
+
+    fn memory_limit(&self, rel: &Path) -> Result<Option<u64>> {
+        let limit = read_u64(&need("memory", rel)?.join("memory.limit_in_bytes"));
+        // "Unlimited" reads as a huge page-rounded number (PAGE_COUNTER_MAX pages).
+        Ok(limit.filter(|&l| l < (1u64 << 62)))
+    }
+
+    fn swap_off(&self, rel: &Path) -> Result<bool> {
+        let dir = need("memory", rel)?;
+        let memsw = read_u64(&dir.join("memory.memsw.limit_in_bytes"));
+        let limit = read_u64(&dir.join("memory.limit_in_bytes"));
+        let swappiness = read_u64(&dir.join("memory.swappiness"));
+        Ok(match memsw {
+            Some(m) => Some(m) == limit,
+            None => swappiness == Some(0),
+        })
+    }
+
+    fn set_pids_limit(&self, rel: &Path, max: Option<u64>) -> Result<()> {
+        let value = max.map(|m| m.to_string()).unwrap_or_else(|| "max".into());
+        write(&need("pids", rel)?.join("pids.max"), &value)
+    }
+
+    fn stats(&self, rel: &Path) -> Stats {
+        let file = |controller: &str, name: &str| dir(controller, rel).map(|d| d.join(name));
+        Stats {
+            cpu_usage_ns: file("cpuacct", "cpuacct.usage").and_then(|f| read_u64(&f)),
+            memory_bytes: file("memory", "memory.usage_in_bytes").and_then(|f| read_u64(&f)),
+            oom_kills: file("memory", "memory.oom_control").and_then(|f| keyed(&f, "oom_kill")).unwrap_or(0),
+            pids: file("pids", "pids.current").and_then(|f| read_u64(&f)),
+        }
+    }
+
+    fn procs(&self, rel: &Path) -> Vec<i32> {
+        let mut all: Vec<i32> = self.dirs(rel).iter().flat_map(|d| read_procs(&d.join("cgroup.procs"))).collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    fn cgroup_of(&self, pid: i32) -> Option<PathBuf> {
+        // Lines look like "4:memory:/podlab/lab06"; the memory tree is the one we limit.
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        text.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers.split(',').any(|c| c == "memory").then(|| PathBuf::from(path.trim_start_matches('/')))
+        })
+    }
+}
