@@ -81,6 +81,9 @@ fn run(spec: &BoxSpec, channel: &mut Channel) -> StepResult<i32> {
             // Only the box's pid 1 and the exec should hold the channel now: closing our
             // copy lets podlab see EOF the moment the command starts.
             let _ = nix::unistd::close(channel.raw_fd());
+            if spec.detach {
+                to_dev_null(&[0, 1, 2]);
+            }
             forward_signals(child);
             Ok(wait_for(child))
         }
@@ -166,6 +169,9 @@ fn exec(spec: &BoxSpec) -> StepResult<i32> {
         unsafe { std::env::set_var("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") };
     }
     crate::explain::say(format!("exec {}", crate::explain::join(&spec.command)));
+    if spec.detach {
+        to_dev_null(&[0, 1, 2]);
+    }
     let err = nix::unistd::execvp(program, &args).unwrap_err();
     let code = if err == nix::errno::Errno::ENOENT { 127 } else { 126 };
     let where_ = match &spec.rootfs {
@@ -173,6 +179,17 @@ fn exec(spec: &BoxSpec) -> StepResult<i32> {
         None => String::new(),
     };
     Err(("exec".into(), Error::invalid(format!("{}: {}{where_}", spec.command[0], err.desc())), code))
+}
+
+/// Point the given fds at /dev/null (a detached box must not hold its starter's pipes).
+fn to_dev_null(fds: &[i32]) {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        for fd in fds {
+            // SAFETY: dup2 onto a standard fd; `null` stays open until the end of this block.
+            unsafe { libc::dup2(null.as_raw_fd(), *fd) };
+        }
+    }
 }
 
 fn set_parent_death_signal() {

@@ -40,6 +40,10 @@ pub struct BoxSpec {
     pub command: Vec<String>,
     /// Print the equivalent shell commands.
     pub explain: bool,
+    /// Running detached: stdio goes to /dev/null once the box is set up, so the caller can
+    /// read the explanations on a pipe until EOF and then leave the box running.
+    #[serde(default)]
+    pub detach: bool,
 }
 
 /// The box as the user asked for it, before validation.
@@ -220,10 +224,15 @@ fn run_recorded(record: &Record, id: &str, cgroup: &Cgroup, spec: &BoxSpec, limi
 /// use it to leave a namespaced process behind for the learner to inspect.
 pub fn spawn_detached(spec: &BoxSpec) -> Result<i32> {
     let (mut channel, child_end) = Channel::pair()?;
-    let child = spawn_init(&child_end, true)?;
+    let mut child = spawn_init(&child_end, true)?;
     drop(child_end);
-    channel.send(spec)?;
-    if let Some(Report::Failed { step, message, .. }) = channel.recv::<Report>()? {
+    channel.send(&BoxSpec { detach: true, ..spec.clone() })?;
+    let report = channel.recv::<Report>()?;
+    // The init's stderr carries its explanations; it is closed once the command runs.
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::copy(&mut stderr, &mut std::io::stderr());
+    }
+    if let Some(Report::Failed { step, message, .. }) = report {
         return Err(Error::Child { step: format!("box {step}"), message });
     }
     Ok(child.id() as i32)
@@ -233,7 +242,7 @@ fn spawn_init(child_end: &std::os::unix::net::UnixStream, detach: bool) -> Resul
     let fd = child_end.as_raw_fd();
     let mut cmd = Command::new("/proc/self/exe");
     if detach {
-        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
     }
     cmd.arg("__init").env(channel::FD_ENV, channel::CHILD_FD.to_string());
     // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl) between fork and exec.

@@ -22,10 +22,10 @@ pub struct BoxArgs {
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
     /// CPU limit as a Kubernetes quantity: 0.5, 500m, 2.
-    #[arg(long, value_name = "QUANTITY")]
+    #[arg(long, value_name = "QUANTITY", allow_hyphen_values = true)]
     cpus: Option<String>,
     /// Memory limit as a Kubernetes quantity: 64Mi, 1Gi (swap is off).
-    #[arg(long, value_name = "QUANTITY")]
+    #[arg(long, value_name = "QUANTITY", allow_hyphen_values = true)]
     memory: Option<String>,
     /// Name of the box (default: random); its cgroup is podlab/box-ID.
     #[arg(long, value_name = "ID")]
@@ -58,6 +58,7 @@ pub fn run(dirs: &StateDirs, args: BoxArgs) -> anyhow::Result<i32> {
             hostname: args.hostname,
             command: args.command,
             explain: podlab::explain::enabled(),
+            detach: false,
         },
         id: args.id,
         cpus: args.cpus,

@@ -18,7 +18,7 @@ const HOSTNAME: &str = "lab03";
 
 /// Processes in a UTS namespace other than the host's whose hostname is lab03.
 fn lab_processes() -> Vec<i32> {
-    let Ok(host_uts) = proc::ns_inode(1, "uts") else { return Vec::new() };
+    let Ok(host_uts) = proc::own_ns_inode("uts") else { return Vec::new() };
     proc::pids()
         .into_iter()
         .filter(|p| proc::ns_inode(*p, "uts").is_ok_and(|i| i != host_uts))
@@ -33,7 +33,7 @@ pub fn check(_ctx: &Ctx) -> Result<Vec<Point>> {
         let ids = proc::ns_pids(*p);
         ids.len() > 1 && ids.last() == Some(&1)
     });
-    let differs = |ns: &str| init.is_some_and(|p| proc::ns_inode(p, ns).ok() != proc::ns_inode(1, ns).ok());
+    let differs = |ns: &str| init.is_some_and(|p| proc::ns_inode(p, ns).ok() != proc::own_ns_inode(ns).ok());
     let private_root = init.is_some_and(|p| {
         mount::mountinfo(Some(p))
             .map(|t| t.iter().filter(|m| m.mount_point == std::path::Path::new("/")).all(|m| !m.propagation.contains("shared:")))
@@ -74,6 +74,7 @@ pub fn solve(_ctx: &Ctx) -> Result<()> {
         hostname: Some(HOSTNAME.to_string()),
         command: vec!["sleep".into(), "3600".into()],
         explain: crate::explain::enabled(),
+        detach: true,
     };
     boxrun::spawn_detached(&spec)?;
     Ok(())

@@ -24,6 +24,13 @@ pub fn ns_inode(pid: i32, ns: &str) -> Result<u64> {
     Ok(fs::metadata(&path).ctx("stat", &path)?.ino())
 }
 
+/// The inode of one of our own namespaces: the reference "host" namespaces are compared
+/// with (pid 1 may be out of reach, for example inside a sandbox).
+pub fn own_ns_inode(ns: &str) -> Result<u64> {
+    let path = format!("/proc/self/ns/{ns}");
+    Ok(fs::metadata(&path).ctx("stat", &path)?.ino())
+}
+
 /// The root directory of a process as the host sees it (`readlink /proc/PID/root`).
 pub fn root(pid: i32) -> Option<PathBuf> {
     fs::read_link(format!("/proc/{pid}/root")).ok()

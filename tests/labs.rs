@@ -1,0 +1,111 @@
+//! Every lab: check fails on a clean machine, solve makes it pass, reset removes every
+//! trace (processes, mounts, namespaces, links, cgroups, files). Labs use fixed names that
+//! learners type (podlab/lab05, podlab-lab04-a...), so they run one at a time.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use common::*;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lab_cycle(n: u8, extra_clean: impl Fn()) {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new(&format!("lab{n:02}"));
+    let num = n.to_string();
+    // Start from nothing, whatever an earlier failed run left.
+    assert!(t.run(&["lab", "reset", &num]).status.success());
+
+    let before = t.run(&["lab", "check", &num]);
+    assert_eq!(before.status.code(), Some(1), "check must fail before solve:\n{}", text(&before.stdout));
+    assert!(text(&before.stdout).contains("FAIL"));
+    assert!(text(&before.stdout).contains("hint:"), "failed points carry a hint");
+
+    let solve = t.run(&["lab", "solve", &num]);
+    assert!(solve.status.success(), "solve {n}: {}", text(&solve.stderr));
+    assert!(text(&solve.stderr).lines().any(|l| l.starts_with("$ ")), "solve prints the commands it runs");
+
+    let after = t.run(&["lab", "check", &num]);
+    assert_eq!(after.status.code(), Some(0), "check after solve:\n{}", text(&after.stdout));
+    assert!(!text(&after.stdout).contains("FAIL"));
+
+    let reset = t.run(&["lab", "reset", &num]);
+    assert!(reset.status.success(), "reset {n}: {}", text(&reset.stderr));
+    assert!(text(&reset.stdout).contains("reset"), "{}", text(&reset.stdout));
+
+    let again = t.run(&["lab", "check", &num]);
+    assert_eq!(again.status.code(), Some(1), "check must fail again after reset:\n{}", text(&again.stdout));
+    let ws = t.dir.join("lib/labs");
+    let left: Vec<_> = std::fs::read_dir(&ws).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "lab workspace left: {left:?}");
+    extra_clean();
+    t.assert_clean();
+}
+
+fn no_cgroup(rel: &str) {
+    for base in cgroup_bases() {
+        assert!(!base.join(rel).exists(), "cgroup {} left", base.join(rel).display());
+    }
+}
+
+fn no_process_named_lab03() {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "for p in /proc/[0-9]*; do nsenter -t ${p#/proc/} -u hostname 2>/dev/null; done"])
+        .output()
+        .unwrap();
+    assert!(!text(&out.stdout).lines().any(|h| h == "lab03"), "a process with hostname lab03 is left");
+}
+
+#[test]
+fn lab01_chroot() {
+    lab_cycle(1, || {});
+}
+
+#[test]
+fn lab02_mounts() {
+    lab_cycle(2, || {});
+}
+
+#[test]
+fn lab03_namespaces() {
+    lab_cycle(3, no_process_named_lab03);
+}
+
+#[test]
+fn lab04_network() {
+    lab_cycle(4, || {
+        for ns in ["podlab-lab04-a", "podlab-lab04-b"] {
+            assert!(!Path::new("/run/netns").join(ns).exists(), "netns {ns} left");
+        }
+        for link in ["podlab-br04", "pl04a", "pl04b"] {
+            assert!(!Path::new("/sys/class/net").join(link).exists(), "link {link} left");
+        }
+    });
+}
+
+#[test]
+fn lab05_cgroup_cpu() {
+    lab_cycle(5, || no_cgroup("podlab/lab05"));
+}
+
+#[test]
+fn lab06_cgroup_memory() {
+    lab_cycle(6, || no_cgroup("podlab/lab06"));
+}
+
+#[test]
+fn lab_commands_list_show_and_refuse_unknown_labs() {
+    let t = TestRoot::new("labcli");
+    let list = text(&t.run(&["lab", "list"]).stdout);
+    for slug in ["01-chroot", "02-mounts", "03-namespaces", "04-network", "05-cgroup-cpu", "06-cgroup-memory"] {
+        assert!(list.contains(slug), "{list}");
+    }
+    let show = t.run(&["lab", "show", "5"]);
+    assert!(show.status.success());
+    assert!(text(&show.stdout).contains("cpu"), "the guide is printed");
+    let bad = t.run(&["lab", "check", "42"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(text(&bad.stderr).contains("no lab 42"), "{}", text(&bad.stderr));
+}
