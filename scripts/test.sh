@@ -22,6 +22,9 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== tests (host: cgroup $(stat -fc %T /sys/fs/cgroup | sed 's/cgroup2fs/v2/;s/tmpfs/v1/'))"
 cargo test --locked --no-fail-fast
 
+echo "== leak check after the host run"
+scripts/leakcheck.sh
+
 # The cgroup v2 lane: the same cgroup, box-limit and cgroup-lab tests in a pure v2 VM.
 VM=../shared/scripts/cgroup2-vm.sh
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then

@@ -28,27 +28,12 @@ pub struct Check {
 }
 
 fn check(name: &'static str, ok: bool, detail: String, fix: &str) -> Check {
-    Check {
-        name,
-        status: if ok { Status::Ok } else { Status::Fail },
-        detail,
-        fix: (!ok).then(|| fix.to_string()),
-    }
+    Check { name, status: if ok { Status::Ok } else { Status::Fail }, detail, fix: (!ok).then(|| fix.to_string()) }
 }
 
 /// Run every check.
 pub fn run_checks() -> Vec<Check> {
-    vec![
-        root(),
-        kernel(),
-        namespaces(),
-        user_namespaces(),
-        cgroups(),
-        overlay(),
-        iptables(),
-        commands(),
-        busybox(),
-    ]
+    vec![root(), kernel(), namespaces(), user_namespaces(), cgroups(), overlay(), iptables(), commands(), busybox()]
 }
 
 fn root() -> Check {
@@ -76,27 +61,35 @@ fn namespaces() -> Check {
     check(
         "namespaces",
         missing.is_empty(),
-        if missing.is_empty() { "pid mnt uts ipc net cgroup user".into() } else { format!("missing: {}", missing.join(" ")) },
+        if missing.is_empty() {
+            "pid mnt uts ipc net cgroup user".into()
+        } else {
+            format!("missing: {}", missing.join(" "))
+        },
         "the kernel lacks namespace support (CONFIG_*_NS); use a distribution kernel",
     )
 }
 
 fn user_namespaces() -> Check {
-    let max: u64 = fs::read_to_string("/proc/sys/user/max_user_namespaces")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let max: u64 =
+        fs::read_to_string("/proc/sys/user/max_user_namespaces").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
     let apparmor = fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
         .map(|s| s.trim() == "1")
         .unwrap_or(false);
     if max == 0 {
-        return check("user namespaces", false, "user.max_user_namespaces = 0".into(), "sysctl -w user.max_user_namespaces=15000");
+        return check(
+            "user namespaces",
+            false,
+            "user.max_user_namespaces = 0".into(),
+            "sysctl -w user.max_user_namespaces=15000",
+        );
     }
     if apparmor {
         return Check {
             name: "user namespaces",
             status: Status::Warn,
-            detail: "AppArmor restricts unprivileged user namespaces (Ubuntu 24.04 default); root is not affected".into(),
+            detail: "AppArmor restricts unprivileged user namespaces (Ubuntu 24.04 default); root is not affected"
+                .into(),
             fix: Some("for rootless experiments: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0".into()),
         };
     }
@@ -113,10 +106,8 @@ fn cgroups() -> Check {
             (missing.is_empty(), format!("v2 (unified); controllers: {}", have.trim()))
         }
         Version::V1 => {
-            let missing: Vec<&str> = cgroup::v1::CONTROLLERS
-                .into_iter()
-                .filter(|c| cgroup::v1::dir(c, Path::new("")).is_none())
-                .collect();
+            let missing: Vec<&str> =
+                cgroup::v1::CONTROLLERS.into_iter().filter(|c| cgroup::v1::dir(c, Path::new("")).is_none()).collect();
             let detail = if missing.is_empty() {
                 "v1 (hybrid or legacy); cpu cpuacct memory pids mounted".to_string()
             } else {
@@ -136,11 +127,19 @@ fn cgroups() -> Check {
 fn overlay() -> Check {
     let listed = fs::read_to_string("/proc/filesystems").map(|f| f.contains("\toverlay")).unwrap_or(false);
     let module = Path::new("/sys/module/overlay").exists();
-    let loadable = !listed && !module && Command::new("modprobe").args(["-n", "overlay"]).output().is_ok_and(|o| o.status.success());
+    let loadable = !listed
+        && !module
+        && Command::new("modprobe").args(["-n", "overlay"]).output().is_ok_and(|o| o.status.success());
     check(
         "overlayfs",
         listed || module || loadable,
-        if listed || module { "available".into() } else if loadable { "module can be loaded".into() } else { "not available".into() },
+        if listed || module {
+            "available".into()
+        } else if loadable {
+            "module can be loaded".into()
+        } else {
+            "not available".into()
+        },
         "modprobe overlay (Debian/Ubuntu kernels ship it)",
     )
 }
@@ -149,7 +148,13 @@ fn iptables() -> Check {
     match Command::new("iptables").arg("--version").output() {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            let backend = if text.contains("nf_tables") { "nft" } else if text.contains("legacy") { "legacy" } else { "unknown" };
+            let backend = if text.contains("nf_tables") {
+                "nft"
+            } else if text.contains("legacy") {
+                "legacy"
+            } else {
+                "unknown"
+            };
             check("iptables", true, format!("{text} (backend: {backend})"), "")
         }
         _ => check("iptables", false, "iptables not found".into(), "apt-get install iptables"),
@@ -157,14 +162,16 @@ fn iptables() -> Check {
 }
 
 fn commands() -> Check {
-    let missing: Vec<&str> = ["ip", "unshare", "nsenter", "mount", "chroot", "sh"]
-        .into_iter()
-        .filter(|c| !on_path(c))
-        .collect();
+    let missing: Vec<&str> =
+        ["ip", "unshare", "nsenter", "mount", "chroot", "sh"].into_iter().filter(|c| !on_path(c)).collect();
     check(
         "commands",
         missing.is_empty(),
-        if missing.is_empty() { "ip unshare nsenter mount chroot sh".into() } else { format!("missing: {}", missing.join(" ")) },
+        if missing.is_empty() {
+            "ip unshare nsenter mount chroot sh".into()
+        } else {
+            format!("missing: {}", missing.join(" "))
+        },
         "apt-get install iproute2 util-linux mount coreutils (or run scripts/install-deps.sh)",
     )
 }
@@ -179,7 +186,5 @@ fn busybox() -> Check {
 }
 
 fn on_path(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file())).unwrap_or(false)
 }

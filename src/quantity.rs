@@ -43,9 +43,7 @@ fn bad(what: &str, text: &str, why: &str) -> Error {
 /// rounds 0.0001 CPU up to 1m), refusing negatives, overflows and unknown suffixes.
 fn parse_scaled(text: &str, extra_decimals: u32) -> std::result::Result<u64, &'static str> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     if number.starts_with('-') {
         return Err("must not be negative");
@@ -92,9 +90,7 @@ fn parse_scaled(text: &str, extra_decimals: u32) -> std::result::Result<u64, &'s
         return Err("too large");
     }
     let mantissa: u128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| "too large")? };
-    let mut value = mantissa
-        .checked_mul(base.checked_pow(power).ok_or("too large")?)
-        .ok_or("too large")?;
+    let mut value = mantissa.checked_mul(base.checked_pow(power).ok_or("too large")?).ok_or("too large")?;
     let scale = exp10 + i64::from(extra_decimals) - frac_part.len() as i64;
     if scale >= 0 {
         let factor = 10u128.checked_pow(scale as u32).ok_or("too large")?;

@@ -15,8 +15,20 @@ fn memory_limit_oom_kills_with_137_and_says_so() {
     let id = box_id("oom");
     // dd allocates its 64 MiB block buffer and fills it: over the 32Mi limit.
     let out = t.run(&[
-        "box", "--id", &id, "--rootfs", rootfs.to_str().unwrap(), "--all-ns", "--memory", "32Mi", "--",
-        "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1",
+        "box",
+        "--id",
+        &id,
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--all-ns",
+        "--memory",
+        "32Mi",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
     ]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(137), "stderr: {err}");
@@ -31,8 +43,19 @@ fn under_the_memory_limit_nothing_is_killed() {
     let t = TestRoot::new("nooom");
     let rootfs = t.rootfs();
     let out = t.run(&[
-        "box", "--rootfs", rootfs.to_str().unwrap(), "--ns", "pid,mnt", "--memory", "64Mi", "--",
-        "dd", "if=/dev/zero", "of=/dev/null", "bs=8M", "count=4",
+        "box",
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--ns",
+        "pid,mnt",
+        "--memory",
+        "64Mi",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=8M",
+        "count=4",
     ]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("OOM"));
@@ -42,9 +65,12 @@ fn under_the_memory_limit_nothing_is_killed() {
 /// Find the cgroup dir of a running box by its id, waiting for it to appear.
 fn wait_for_cgroup(controller: &str, id: &str) -> std::path::PathBuf {
     let dir = cgroup_dir(controller, &format!("podlab/box-{id}"));
-    assert!(wait_until(10, || dir.join("cgroup.procs").exists()
-        && !std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().trim().is_empty()),
-        "box cgroup {} never got processes", dir.display());
+    assert!(
+        wait_until(10, || dir.join("cgroup.procs").exists()
+            && !std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().trim().is_empty()),
+        "box cgroup {} never got processes",
+        dir.display()
+    );
     dir
 }
 
@@ -89,8 +115,19 @@ fn pids_limit_stops_a_fork_bomb() {
     let id = box_id("pids");
     let mut child = t
         .cmd(&[
-            "box", "--id", &id, "--rootfs", rootfs.to_str().unwrap(), "--ns", "pid,mnt", "--pids", "20", "--",
-            "sh", "-c", "bomb() { bomb | bomb & }; bomb; sleep 30",
+            "box",
+            "--id",
+            &id,
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--ns",
+            "pid,mnt",
+            "--pids",
+            "20",
+            "--",
+            "sh",
+            "-c",
+            "bomb() { bomb | bomb & }; bomb; sleep 30",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

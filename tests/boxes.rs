@@ -12,8 +12,15 @@ fn pid_inside_is_1_and_proc_shows_only_the_box() {
     let t = TestRoot::new("pid1");
     let rootfs = t.rootfs();
     let out = t.run(&[
-        "box", "--rootfs", rootfs.to_str().unwrap(), "--ns", "pid,mnt", "--",
-        "sh", "-c", "echo pid=$$; ls /proc | grep -c '^[0-9]'",
+        "box",
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--ns",
+        "pid,mnt",
+        "--",
+        "sh",
+        "-c",
+        "echo pid=$$; ls /proc | grep -c '^[0-9]'",
     ]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -52,7 +59,14 @@ fn hostname_differs_and_the_host_keeps_its_own() {
 #[test]
 fn all_namespaces_differ_from_the_host() {
     let t = TestRoot::new("allns");
-    let out = t.run(&["box", "--all-ns", "--", "sh", "-c", "for n in pid mnt uts ipc net cgroup; do readlink /proc/self/ns/$n; done"]);
+    let out = t.run(&[
+        "box",
+        "--all-ns",
+        "--",
+        "sh",
+        "-c",
+        "for n in pid mnt uts ipc net cgroup; do readlink /proc/self/ns/$n; done",
+    ]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     for line in text(&out.stdout).lines() {
         let kind = line.split(':').next().unwrap();
@@ -78,8 +92,10 @@ fn pivot_root_leaves_no_old_root() {
     // Only the new root and what we mounted into it: /, /proc, /dev (+ nodes), /sys.
     for line in table.lines() {
         let point = line.split(' ').nth(4).unwrap();
-        assert!(point == "/" || point.starts_with("/proc") || point.starts_with("/dev") || point.starts_with("/sys"),
-            "unexpected mount {point} inside the box:\n{table}");
+        assert!(
+            point == "/" || point.starts_with("/proc") || point.starts_with("/dev") || point.starts_with("/sys"),
+            "unexpected mount {point} inside the box:\n{table}"
+        );
     }
     assert!(!table.contains(" - ext4 ") || table.lines().count() < 15, "{table}");
     t.assert_clean();
@@ -101,14 +117,26 @@ fn explain_says_what_really_happened() {
     let t = TestRoot::new("explain");
     let id = box_id("explain");
     let out = t.run(&[
-        "box", "--explain", "--id", &id, "--ns", "uts,pid,mnt", "--hostname", "explained", "--memory", "64Mi", "--",
-        "cat", "/proc/self/cgroup",
+        "box",
+        "--explain",
+        "--id",
+        &id,
+        "--ns",
+        "uts,pid,mnt",
+        "--hostname",
+        "explained",
+        "--memory",
+        "64Mi",
+        "--",
+        "cat",
+        "/proc/self/cgroup",
     ]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let err = text(&out.stderr);
     let said: Vec<&str> = err.lines().filter_map(|l| l.strip_prefix("$ ")).collect();
     let mem_file = if is_cgroup2() { "memory.max" } else { "memory.limit_in_bytes" };
-    let limit_line = said.iter().find(|l| l.ends_with(mem_file)).unwrap_or_else(|| panic!("no limit line in {said:#?}"));
+    let limit_line =
+        said.iter().find(|l| l.ends_with(mem_file)).unwrap_or_else(|| panic!("no limit line in {said:#?}"));
     assert!(limit_line.starts_with("echo 67108864 > /sys/fs/cgroup/"), "{limit_line}");
     assert!(limit_line.contains(&format!("podlab/box-{id}/")), "{limit_line}");
     assert!(said.contains(&"hostname explained"), "{said:#?}");
@@ -137,15 +165,18 @@ fn sigint_and_kill_9_leave_nothing_behind() {
     // kill -9 of podlab: the box dies with it (parent-death signal), the record stays,
     // and `podlab reset` removes the cgroup and the record.
     let id = box_id("kill9");
-    let mut child = t.cmd(&["box", "--id", &id, "--ns", "pid", "--", "sleep", "100"]).stderr(Stdio::null()).spawn().unwrap();
+    let mut child =
+        t.cmd(&["box", "--id", &id, "--ns", "pid", "--", "sleep", "100"]).stderr(Stdio::null()).spawn().unwrap();
     assert!(wait_until(10, || !box_cgroup_dirs(&id).is_empty()));
     std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!box_cgroup_dirs(&id).is_empty(), "after kill -9 the cgroup is still there (until reset)");
     let procs_file = box_cgroup_dirs(&id)[0].join("cgroup.procs");
-    assert!(wait_until(5, || std::fs::read_to_string(&procs_file).unwrap_or_default().trim().is_empty()),
-        "the box's processes died with podlab");
+    assert!(
+        wait_until(5, || std::fs::read_to_string(&procs_file).unwrap_or_default().trim().is_empty()),
+        "the box's processes died with podlab"
+    );
     let out = t.run(&["reset"]);
     assert!(out.status.success(), "reset: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains(&format!("box-{id}")), "{}", text(&out.stdout));

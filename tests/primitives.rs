@@ -78,7 +78,10 @@ fn mounts_in_a_private_namespace() {
         check(err.raw_os_error() == Some(libc::EROFS), &format!("writing a read-only bind gives EROFS, got {err}"))?;
 
         ok(fs::write(d.join("lower/hello"), "lower"), "write lower")?;
-        ok(mount::overlay(&[d.join("lower")], Some((&d.join("upper"), &d.join("work"))), &d.join("merged")), "overlay")?;
+        ok(
+            mount::overlay(&[d.join("lower")], Some((&d.join("upper"), &d.join("work"))), &d.join("merged")),
+            "overlay",
+        )?;
         ok(fs::write(d.join("merged/hello"), "upper"), "write through overlay")?;
         check(fs::read_to_string(d.join("lower/hello")).unwrap() == "lower", "lower unchanged")?;
         check(fs::read_to_string(d.join("upper/hello")).unwrap() == "upper", "copied up")?;
@@ -87,7 +90,10 @@ fn mounts_in_a_private_namespace() {
         let find = |p: &str| table.iter().find(|m| m.mount_point == d.join(p)).cloned();
         check(find("tmp").is_some_and(|m| m.fstype == "tmpfs"), "tmpfs listed")?;
         check(find("ro").is_some_and(|m| m.readonly()), "ro listed read-only")?;
-        check(find("merged").is_some_and(|m| m.fstype == "overlay" && m.super_options.contains("lowerdir=")), "overlay listed")?;
+        check(
+            find("merged").is_some_and(|m| m.fstype == "overlay" && m.super_options.contains("lowerdir=")),
+            "overlay listed",
+        )?;
 
         ok(mount::unmount_all_under(&d), "unmount all")?;
         check(ok(mount::mounts_under(&d), "mounts_under")?.is_empty(), "nothing left mounted")?;
@@ -147,7 +153,10 @@ fn uts_namespace_and_setns() {
         let sleeper = std::process::Command::new("sleep").arg("30").spawn().map_err(|e| e.to_string())?;
         let pid = sleeper.id() as i32;
         check(ok(namespace::hostname_of(pid), "hostname_of")? == "prim-uts", "read through setns on a thread")?;
-        check(ok(namespace::same(pid, std::process::id() as i32, Namespace::Uts), "same")?, "the grandchild shares it")?;
+        check(
+            ok(namespace::same(pid, std::process::id() as i32, Namespace::Uts), "same")?,
+            "the grandchild shares it",
+        )?;
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
         Ok(())
     });
@@ -209,10 +218,7 @@ fn pid_namespace_makes_the_next_child_pid_1() {
 
 #[test]
 fn namespace_names_parse() {
-    assert_eq!(
-        Namespace::parse_list("pid,mnt,uts,ipc,net,cgroup,user").unwrap().len(),
-        7
-    );
+    assert_eq!(Namespace::parse_list("pid,mnt,uts,ipc,net,cgroup,user").unwrap().len(), 7);
     assert_eq!(Namespace::parse_list("pid,pid").unwrap(), vec![Namespace::Pid]);
     let err = Namespace::parse_list("pid,bogus").unwrap_err().to_string();
     assert!(err.contains("bogus") && err.contains("valid"), "{err}");

@@ -42,10 +42,9 @@ impl Channel {
 
     /// The child's end, from the fd named in the environment. Marks it close-on-exec.
     pub fn from_env() -> Result<Channel> {
-        let fd: RawFd = std::env::var(FD_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Error::Missing(format!("{FD_ENV} is not set: `podlab __init` is started by podlab itself")))?;
+        let fd: RawFd = std::env::var(FD_ENV).ok().and_then(|v| v.parse().ok()).ok_or_else(|| {
+            Error::Missing(format!("{FD_ENV} is not set: `podlab __init` is started by podlab itself"))
+        })?;
         // SAFETY: the parent placed an open socket at this fd for us, and nothing else owns it.
         let stream = unsafe { UnixStream::from_raw_fd(fd) };
         let flags = nix::fcntl::FdFlag::FD_CLOEXEC;

@@ -158,7 +158,9 @@ fn ensure_dir(dir: &Path) -> Result<()> {
 }
 
 fn exec(spec: &BoxSpec) -> StepResult<i32> {
-    let to_c = |s: &String| CString::new(s.as_bytes()).map_err(|_| Error::invalid(format!("argument {s:?} contains a NUL byte")));
+    let to_c = |s: &String| {
+        CString::new(s.as_bytes()).map_err(|_| Error::invalid(format!("argument {s:?} contains a NUL byte")))
+    };
     let args: Vec<CString> = step("prepare the command", spec.command.iter().map(to_c).collect())?;
     let Some(program) = args.first() else {
         return Err(("exec".into(), Error::invalid("no command given"), 125));

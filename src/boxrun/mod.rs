@@ -107,7 +107,10 @@ pub fn validate(req: &BoxRequest) -> Result<(BoxSpec, Limits)> {
     };
     if let Some(m) = limits.memory_bytes {
         if m < 4 << 20 {
-            return Err(Error::invalid(format!("--memory {}: at least 4Mi is needed to start a process", quantity::format_bytes(m))));
+            return Err(Error::invalid(format!(
+                "--memory {}: at least 4Mi is needed to start a process",
+                quantity::format_bytes(m)
+            )));
         }
     }
     if let Some(id) = &req.id {
@@ -240,7 +243,9 @@ pub fn spawn_detached(spec: &BoxSpec) -> Result<i32> {
 
 fn spawn_init(child_end: &std::os::unix::net::UnixStream, detach: bool) -> Result<std::process::Child> {
     let fd = child_end.as_raw_fd();
-    let mut cmd = Command::new("/proc/self/exe");
+    // Our own binary by its real path, so `ps` shows "podlab __init" (not "exe").
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let mut cmd = Command::new(exe);
     if detach {
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
     }

@@ -25,7 +25,8 @@ pub fn check(ctx: &Ctx) -> Result<Vec<Point>> {
     let root = rootfs(ctx);
     let has_shell = root.join("bin/sh").exists();
     let pids = chrooted(ctx);
-    let cwd_ok = pids.iter().any(|p| proc::cwd(*p).is_some_and(|c| c.starts_with(root.canonicalize().unwrap_or(root.clone()))));
+    let cwd_ok =
+        pids.iter().any(|p| proc::cwd(*p).is_some_and(|c| c.starts_with(root.canonicalize().unwrap_or(root.clone()))));
     Ok(vec![
         Point::new(
             format!("a root filesystem with a shell at {}", root.join("bin/sh").display()),

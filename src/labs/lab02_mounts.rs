@@ -50,7 +50,10 @@ pub fn check(ctx: &Ctx) -> Result<Vec<Point>> {
         Point::new(
             "writing through the overlay copied the file up (upper says changed, lower from-lower)",
             read(&ws.join("upper/hello.txt")) == "changed" && read(&ws.join("lower/hello.txt")) == "from-lower",
-            format!("echo from-lower > {0}/lower/hello.txt before mounting, then echo changed > {0}/merged/hello.txt", ws.display()),
+            format!(
+                "echo from-lower > {0}/lower/hello.txt before mounting, then echo changed > {0}/merged/hello.txt",
+                ws.display()
+            ),
         ),
         Point::new(
             format!("{} is a read-only bind mount of {}", ws.join("ro").display(), data_suffix.display()),

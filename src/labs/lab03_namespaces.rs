@@ -36,7 +36,11 @@ pub fn check(_ctx: &Ctx) -> Result<Vec<Point>> {
     let differs = |ns: &str| init.is_some_and(|p| proc::ns_inode(p, ns).ok() != proc::own_ns_inode(ns).ok());
     let private_root = init.is_some_and(|p| {
         mount::mountinfo(Some(p))
-            .map(|t| t.iter().filter(|m| m.mount_point == std::path::Path::new("/")).all(|m| !m.propagation.contains("shared:")))
+            .map(|t| {
+                t.iter()
+                    .filter(|m| m.mount_point == std::path::Path::new("/"))
+                    .all(|m| !m.propagation.contains("shared:"))
+            })
             .unwrap_or(false)
     });
     // Through /proc/PID/root we see its /proc: only the namespace's processes are listed.
@@ -48,7 +52,11 @@ pub fn check(_ctx: &Ctx) -> Result<Vec<Point>> {
     });
     let start = "unshare --pid --fork --mount-proc --mount --uts --ipc sh -c 'hostname lab03; exec sleep 3600' &";
     Ok(vec![
-        Point::new("a process with hostname lab03 in its own UTS namespace", !procs.is_empty(), format!("start it: {start}")),
+        Point::new(
+            "a process with hostname lab03 in its own UTS namespace",
+            !procs.is_empty(),
+            format!("start it: {start}"),
+        ),
         Point::new(
             "it is pid 1 of its own pid namespace",
             init.is_some() && differs("pid"),

@@ -21,7 +21,11 @@ const ENDS: [(&str, &str, &str); 2] = [(NS_A, "pl04a", "10.250.4.1/24"), (NS_B, 
 pub fn check(_ctx: &Ctx) -> Result<Vec<Point>> {
     let mut points = Vec::new();
     for (ns, _, _) in ENDS {
-        points.push(Point::new(format!("network namespace {ns} exists"), netns::exists(ns), format!("ip netns add {ns}")));
+        points.push(Point::new(
+            format!("network namespace {ns} exists"),
+            netns::exists(ns),
+            format!("ip netns add {ns}"),
+        ));
     }
     let bridge = link::get(None, BRIDGE).ok().flatten();
     points.push(Point::new(
@@ -34,7 +38,9 @@ pub fn check(_ctx: &Ctx) -> Result<Vec<Point>> {
         points.push(Point::new(
             format!("{host_end} is plugged into {BRIDGE} and up"),
             port.is_some_and(|p| p.up && p.master.as_deref() == Some(BRIDGE)),
-            format!("ip link add {host_end} type veth peer name eth0 netns {ns}; ip link set {host_end} master {BRIDGE} up"),
+            format!(
+                "ip link add {host_end} type veth peer name eth0 netns {ns}; ip link set {host_end} master {BRIDGE} up"
+            ),
         ));
         let inside = if netns::exists(ns) { link::list(Some(ns)).unwrap_or_default() } else { Vec::new() };
         let eth0_ok = inside.iter().any(|l| l.name == "eth0" && l.up && l.addrs.iter().any(|a| a == addr));
@@ -45,11 +51,14 @@ pub fn check(_ctx: &Ctx) -> Result<Vec<Point>> {
             format!("ip -n {ns} addr add {addr} dev eth0; ip -n {ns} link set eth0 up; ip -n {ns} link set lo up"),
         ));
     }
-    let ping = netns::exists(NS_A) && netns::ping(Some(NS_A), Ipv4Addr::new(10, 250, 4, 2), Duration::from_secs(1)).is_ok();
+    let ping =
+        netns::exists(NS_A) && netns::ping(Some(NS_A), Ipv4Addr::new(10, 250, 4, 2), Duration::from_secs(1)).is_ok();
     points.push(Point::new(
         format!("{NS_A} reaches 10.250.4.2 (ping)"),
         ping,
-        format!("ip netns exec {NS_A} ping -c 3 10.250.4.2 (see the troubleshooting note on bridge netfilter in the guide)"),
+        format!(
+            "ip netns exec {NS_A} ping -c 3 10.250.4.2 (see the troubleshooting note on bridge netfilter in the guide)"
+        ),
     ));
     Ok(points)
 }

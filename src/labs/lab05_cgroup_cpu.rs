@@ -15,7 +15,8 @@ pub(crate) const CGROUP: &str = "podlab/lab05";
 
 /// CPU used by `pids` over `window`, in CPUs (1.0 = one core busy), from /proc/PID/stat.
 pub(crate) fn measure_cpus(pids: &[i32], window: Duration) -> f64 {
-    let ticks = |pids: &[i32]| -> u64 { pids.iter().filter_map(|p| proc::cpu_ticks_and_start(*p)).map(|(t, _)| t).sum() };
+    let ticks =
+        |pids: &[i32]| -> u64 { pids.iter().filter_map(|p| proc::cpu_ticks_and_start(*p)).map(|(t, _)| t).sum() };
     let before = ticks(pids);
     let start = Instant::now();
     std::thread::sleep(window);
@@ -32,13 +33,23 @@ pub fn check(_ctx: &Ctx) -> Result<Vec<Point>> {
     let used = if procs.is_empty() { 0.0 } else { measure_cpus(&procs, Duration::from_secs(1)) };
     let dir = cg.dirs().first().map(|d| d.display().to_string()).unwrap_or_default();
     Ok(vec![
-        Point::new(format!("cgroup {CGROUP} exists"), exists, format!("mkdir -p {dir} (see the guide for cgroup v1 and v2)")),
+        Point::new(
+            format!("cgroup {CGROUP} exists"),
+            exists,
+            format!("mkdir -p {dir} (see the guide for cgroup v1 and v2)"),
+        ),
         Point::new(
             "its CPU quota is half a CPU (quota = period / 2)",
             half,
-            format!("seen quota/period {quota:?}; v1: echo 50000 > cpu.cfs_quota_us, v2: echo '50000 100000' > cpu.max"),
+            format!(
+                "seen quota/period {quota:?}; v1: echo 50000 > cpu.cfs_quota_us, v2: echo '50000 100000' > cpu.max"
+            ),
         ),
-        Point::new("a process runs in it", !procs.is_empty(), "sh -c 'echo $$ > CGROUP/cgroup.procs; while :; do :; done' &"),
+        Point::new(
+            "a process runs in it",
+            !procs.is_empty(),
+            "sh -c 'echo $$ > CGROUP/cgroup.procs; while :; do :; done' &",
+        ),
         Point::new(
             format!("its processes use 0.5 CPU ± 0.1 (measured {used:.2} over 1 s)"),
             (used - 0.5).abs() <= 0.1,

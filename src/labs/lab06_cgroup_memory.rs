@@ -29,13 +29,21 @@ pub fn check(_ctx: &Ctx) -> Result<Vec<Point>> {
             limit == Some(LIMIT),
             format!("seen {limit:?}; v1: echo 64M > {dir}/memory.limit_in_bytes, v2: echo 64M > {dir}/memory.max"),
         ),
-        Point::new("swap is off for it", swap_off, "v1: echo 0 > memory.swappiness (and memsw = limit); v2: echo 0 > memory.swap.max"),
+        Point::new(
+            "swap is off for it",
+            swap_off,
+            "v1: echo 0 > memory.swappiness (and memsw = limit); v2: echo 0 > memory.swap.max",
+        ),
         Point::new(
             format!("the OOM killer has killed a process in it (count {})", stats.oom_kills),
             stats.oom_kills >= 1,
             format!("sh -c 'echo $$ > {dir}/cgroup.procs; exec dd if=/dev/zero of=/dev/null bs=100M count=1'"),
         ),
-        Point::new("a process still lives in it", !procs.is_empty(), format!("sh -c 'echo $$ > {dir}/cgroup.procs; exec sleep 3600' &")),
+        Point::new(
+            "a process still lives in it",
+            !procs.is_empty(),
+            format!("sh -c 'echo $$ > {dir}/cgroup.procs; exec sleep 3600' &"),
+        ),
     ])
 }
 

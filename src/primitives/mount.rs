@@ -14,13 +14,7 @@ use nix::mount::{MntFlags, MsFlags};
 use crate::error::{Error, Result, SysContext};
 use crate::explain;
 
-fn mount_raw(
-    source: &str,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> Result<()> {
+fn mount_raw(source: &str, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
     nix::mount::mount(Some(source), target, fstype, flags, data).sys(|| {
         format!("mount {} on {} ({})", fstype.unwrap_or(source), target.display(), data.unwrap_or("no options"))
     })

@@ -56,8 +56,7 @@ pub fn ns_pids(pid: i32) -> Vec<i32> {
 /// One field of /proc/PID/status.
 pub fn status_field(pid: i32, name: &str) -> Option<String> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_string()))
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(|v| v.trim().to_string()))
 }
 
 /// CPU time (user + system) a process has used, in clock ticks, and its start time in ticks

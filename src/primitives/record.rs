@@ -142,4 +142,3 @@ pub fn undo_all(records_dir: &Path) -> (Vec<String>, Vec<Error>) {
     }
     (cleaned, errors)
 }
-

@@ -45,9 +45,8 @@ impl TestRoot {
     /// Assert that nothing of this root is left: no records, no mounts below it.
     pub fn assert_clean(&self) {
         let records = self.dir.join("run/records");
-        let left: Vec<_> = std::fs::read_dir(&records)
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
+        let left: Vec<_> =
+            std::fs::read_dir(&records).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
         assert!(left.is_empty(), "records left behind in {}: {left:?}", records.display());
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let ours: Vec<&str> = mounts.lines().filter(|l| l.contains(self.dir.to_str().unwrap())).collect();
@@ -88,7 +87,11 @@ pub fn cgroup_bases() -> Vec<PathBuf> {
     if is_cgroup2() {
         return vec![PathBuf::from("/sys/fs/cgroup")];
     }
-    ["cpu", "cpuacct", "memory", "pids"].iter().map(|c| Path::new("/sys/fs/cgroup").join(c)).filter(|p| p.exists()).collect()
+    ["cpu", "cpuacct", "memory", "pids"]
+        .iter()
+        .map(|c| Path::new("/sys/fs/cgroup").join(c))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 pub fn is_cgroup2() -> bool {
@@ -102,7 +105,11 @@ fn nix_statfs_is_cgroup2(path: &str) -> bool {
 
 /// The directory of controller `controller` (v1) or the unified tree (v2) for `rel`.
 pub fn cgroup_dir(controller: &str, rel: &str) -> PathBuf {
-    if is_cgroup2() { Path::new("/sys/fs/cgroup").join(rel) } else { Path::new("/sys/fs/cgroup").join(controller).join(rel) }
+    if is_cgroup2() {
+        Path::new("/sys/fs/cgroup").join(rel)
+    } else {
+        Path::new("/sys/fs/cgroup").join(controller).join(rel)
+    }
 }
 
 /// Wait until `cond` holds or `secs` pass.

@@ -344,9 +344,7 @@ pub(crate) fn mkdir_p(dir: &Path) -> Result<()> {
 
 /// The pids listed in a `cgroup.procs` file.
 pub(crate) fn read_procs(file: &Path) -> Vec<i32> {
-    fs::read_to_string(file)
-        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
-        .unwrap_or_default()
+    fs::read_to_string(file).map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect()).unwrap_or_default()
 }
 
 /// Convert v1 cpu.shares (2..262144) to v2 cpu.weight (1..10000), the kubelet's formula.
