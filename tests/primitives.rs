@@ -95,6 +95,17 @@ fn mounts_in_a_private_namespace() {
             "overlay listed",
         )?;
 
+        ok(fs::create_dir_all(d.join("sys")), "mkdir sys")?;
+        ok(mount::sysfs(&d.join("sys")), "sysfs")?;
+        check(d.join("sys/kernel").is_dir(), "sysfs shows /sys/kernel")?;
+
+        // The explanation is the command a person would type, for the path really used.
+        podlab::explain::start_recording();
+        ok(mount::tmpfs(&d.join("tmp"), Some("size=2m")), "second tmpfs")?;
+        let said = podlab::explain::take_recorded();
+        let expected = format!("mount -t tmpfs -o size=2m tmpfs {}", d.join("tmp").display());
+        check(said == [expected.clone()], &format!("explained {said:?}, expected {expected:?}"))?;
+
         ok(mount::unmount_all_under(&d), "unmount all")?;
         check(ok(mount::mounts_under(&d), "mounts_under")?.is_empty(), "nothing left mounted")?;
         Ok(())
