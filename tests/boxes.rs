@@ -209,3 +209,17 @@ fn bad_input_names_the_problem_and_leaves_nothing() {
     assert!(err.contains("/bin/nope") && err.contains("No such file"), "{err}");
     t.assert_clean();
 }
+
+#[test]
+fn user_namespace_maps_root_to_root_only() {
+    let t = TestRoot::new("userns");
+    let out = t.run(&["box", "--ns", "user,pid,mnt", "--", "sh", "-c", "cat /proc/self/uid_map; id -u"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    // One id mapped (root to root) instead of the host's whole 0..2^32 range.
+    assert_eq!(words, ["0", "0", "1", "0"], "{stdout}");
+    let host = std::fs::read_to_string("/proc/self/uid_map").unwrap();
+    assert!(host.contains("4294967295"), "the host's map is untouched: {host}");
+    t.assert_clean();
+}
