@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Ctx, Point, kill_and_wait, remove_workspace, spawn_detached};
+use super::{Ctx, Point, reset_cgroup_lab, spawn_detached};
 use crate::error::Result;
 use crate::primitives::cgroup::{Cgroup, Limits};
 use crate::primitives::proc;
@@ -67,9 +67,5 @@ pub fn solve(_ctx: &Ctx) -> Result<()> {
 }
 
 pub fn reset(ctx: &Ctx) -> Result<bool> {
-    let cg = Cgroup::new(CGROUP)?;
-    let existed = cg.exists();
-    kill_and_wait(&cg.procs());
-    cg.remove()?;
-    Ok(remove_workspace(&ctx.ws)? || existed)
+    reset_cgroup_lab(ctx, CGROUP)
 }

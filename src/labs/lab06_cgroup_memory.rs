@@ -5,7 +5,7 @@
 //! status 137). Kubernetes reports exactly this as `OOMKilled`. Swap is turned off so the
 //! limit is real.
 
-use super::{Ctx, Point, kill_and_wait, remove_workspace, spawn_detached};
+use super::{Ctx, Point, reset_cgroup_lab, spawn_detached};
 use crate::error::{Error, Result};
 use crate::primitives::cgroup::{Cgroup, Limits};
 
@@ -63,9 +63,5 @@ pub fn solve(_ctx: &Ctx) -> Result<()> {
 }
 
 pub fn reset(ctx: &Ctx) -> Result<bool> {
-    let cg = Cgroup::new(CGROUP)?;
-    let existed = cg.exists();
-    kill_and_wait(&cg.procs());
-    cg.remove()?;
-    Ok(remove_workspace(&ctx.ws)? || existed)
+    reset_cgroup_lab(ctx, CGROUP)
 }

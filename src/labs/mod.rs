@@ -222,6 +222,14 @@ pub(crate) fn kill_and_wait(pids: &[i32]) {
     }
 }
 
+/// Reset a cgroup lab: kill what runs in the cgroup, remove it and the workspace.
+pub(crate) fn reset_cgroup_lab(ctx: &Ctx, rel: &str) -> Result<bool> {
+    let cg = Cgroup::new(rel)?;
+    let existed = cg.exists();
+    cg.remove()?;
+    Ok(remove_workspace(&ctx.ws)? || existed)
+}
+
 /// Unmount everything under `dir`, then remove it; refuses to delete while anything is
 /// still mounted below (deleting through a bind mount would delete its source).
 pub(crate) fn remove_workspace(dir: &Path) -> Result<bool> {
