@@ -207,18 +207,41 @@ pub fn add_route(ns: Option<&str>, dst: Option<&str>, gateway: Option<IpAddr>, d
         words.push(format!("dev {d}"));
     }
     explain::say(format!("{} route add {}", ip_n(ns), words.join(" ")));
+    let v6 = dest.map(|(a, _)| a.is_ipv6()).or(gateway.map(|g| g.is_ipv6())).unwrap_or(false);
     with_handle(ns, &format!("add route {}", words.join(" ")), |h| async move {
-        let mut route = RouteMessageBuilder::<IpAddr>::new();
-        if let Some((addr, prefix)) = dest {
-            route = route.destination_prefix(addr, prefix).map_err(|e| rtnetlink::Error::InvalidNla(e.to_string()))?;
+        let oif = match dev {
+            Some(d) => Some(index_of(&h, d).await?),
+            None => None,
+        };
+        let bad = |e: &dyn std::fmt::Display| rtnetlink::Error::InvalidNla(e.to_string());
+        // The route's address family comes from its destination or gateway.
+        let mut msg = if v6 {
+            let mut r = RouteMessageBuilder::<std::net::Ipv6Addr>::new();
+            if let Some((IpAddr::V6(a), p)) = dest {
+                r = r.destination_prefix(a, p);
+            }
+            if let Some(IpAddr::V6(g)) = gateway {
+                r = r.gateway(g);
+            }
+            r.build()
+        } else {
+            let mut r = RouteMessageBuilder::<std::net::Ipv4Addr>::new();
+            match dest {
+                Some((IpAddr::V4(a), p)) => r = r.destination_prefix(a, p),
+                Some(_) => return Err(bad(&"destination and gateway are of different IP versions")),
+                None => {}
+            }
+            match gateway {
+                Some(IpAddr::V4(g)) => r = r.gateway(g),
+                Some(_) => return Err(bad(&"destination and gateway are of different IP versions")),
+                None => {}
+            }
+            r.build()
+        };
+        if let Some(i) = oif {
+            msg.attributes.push(rtnetlink::packet_route::route::RouteAttribute::Oif(i));
         }
-        if let Some(g) = gateway {
-            route = route.gateway(g).map_err(|e| rtnetlink::Error::InvalidNla(e.to_string()))?;
-        }
-        if let Some(d) = dev {
-            route = route.output_interface(index_of(&h, d).await?);
-        }
-        h.route().add(route.build()).execute().await
+        h.route().add(msg).execute().await
     })
 }
 
