@@ -4,9 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
-  exec sudo -E "$0" "$@"
+  # sudo resets PATH; keep the caller's, where cargo usually is.
+  exec sudo env "PATH=$PATH" "$0" "$@"
 fi
 scripts/install-deps.sh
+# A toolchain that install-deps just put in ~/.cargo is not on our PATH yet.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --locked
 podlab="$CARGO_TARGET_DIR/release/podlab"

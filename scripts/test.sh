@@ -5,11 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
-  exec sudo -E "$0" "$@"
+  # sudo resets PATH; keep the caller's, where cargo usually is.
+  exec sudo env "PATH=$PATH" "$0" "$@"
 fi
 
 # Packages (idempotent; quick when everything is there).
 scripts/install-deps.sh --vm
+# A toolchain that install-deps just put in ~/.cargo is not on our PATH yet.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
 
 # A build cache outside the clone keeps repeated runs fast; an empty one works too.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/podlab/target}
