@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh            build tools, BusyBox, iproute2, iptables, ... and Rust
 #   scripts/install-deps.sh --bench    also hyperfine, runc and jq (bench/run.sh)
 #   scripts/install-deps.sh --vm       also qemu, cpio and jq (the cgroup v2 VM test lane)
+#   scripts/install-deps.sh --test     also docker-registry and skopeo (the image tests' registry)
 set -euo pipefail
 
 # Edition 2024 needs Rust 1.85 or newer.
@@ -16,15 +17,17 @@ die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }
 
 bench=0
 vm=0
+test=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
     --vm) vm=1 ;;
+    --test) test=1 ;;
     -h | --help)
-      sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
-    *) die "unknown option $arg (known: --bench, --vm)" ;;
+    *) die "unknown option $arg (known: --bench, --vm, --test)" ;;
   esac
 done
 
@@ -51,6 +54,9 @@ packages=(
 )
 if [ "$bench" = 1 ]; then
   packages+=(hyperfine runc jq)
+fi
+if [ "$test" = 1 ]; then
+  packages+=(docker-registry skopeo)
 fi
 if [ "$vm" = 1 ]; then
   packages+=(qemu-system-x86 cpio jq)

@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Packages (idempotent; quick when everything is there).
-scripts/install-deps.sh --vm
+scripts/install-deps.sh --test --vm
 # A toolchain that install-deps just put in ~/.cargo is not on our PATH yet.
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"

@@ -34,6 +34,9 @@ pub enum Error {
     /// Something the operation needs is missing (a file, a command, a kernel feature).
     #[error("{0}")]
     Missing(String),
+    /// A registry request failed (after retries, or with an answer we cannot use).
+    #[error("{action}: {message}")]
+    Registry { action: String, message: String },
     /// A child process (container init, helper) reported a failure.
     #[error("{step}: {message}")]
     Child { step: String, message: String },

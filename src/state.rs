@@ -37,6 +37,11 @@ impl StateDirs {
         self.run.join("records")
     }
 
+    /// The image content store (`/var/lib/podlab/images`).
+    pub fn images(&self) -> PathBuf {
+        self.lib.join("images")
+    }
+
     /// Lab workspaces (`/var/lib/podlab/labs/NN-topic`).
     pub fn labs(&self) -> PathBuf {
         self.lib.join("labs")

@@ -96,6 +96,12 @@ fn setup_and_exec(spec: &BoxSpec) -> StepResult<i32> {
     if has(Namespace::Mount) {
         step("make mounts private", mount::make_private(Path::new("/"), true))?;
     }
+    if let Some(overlay) = &spec.overlay {
+        if !has(Namespace::Mount) {
+            return Err(("mount the image".into(), Error::invalid("an image root needs a mount namespace"), 125));
+        }
+        step("mount the image's layers", overlay.mount())?;
+    }
     match (&spec.rootfs, has(Namespace::Mount)) {
         (Some(root), true) => {
             step("mount the root filesystem", setup_rootfs(root, has(Namespace::Pid), has(Namespace::Net)))?;
@@ -165,10 +171,27 @@ fn exec(spec: &BoxSpec) -> StepResult<i32> {
     let Some(program) = args.first() else {
         return Err(("exec".into(), Error::invalid("no command given"), 125));
     };
-    if spec.rootfs.is_some() {
+    // SAFETY (set_var/remove_var): single-threaded here; nothing reads the environment concurrently.
+    if let Some(env) = &spec.env {
+        for (key, _) in std::env::vars_os() {
+            unsafe { std::env::remove_var(key) };
+        }
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=').filter(|(k, _)| !k.is_empty()) {
+                unsafe { std::env::set_var(k, v) };
+            }
+        }
+    }
+    if spec.rootfs.is_some() && (spec.env.is_none() || std::env::var_os("PATH").is_none()) {
         // The host's PATH means nothing inside another root filesystem.
-        // SAFETY: single-threaded here; nothing else reads the environment concurrently.
         unsafe { std::env::set_var("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") };
+    }
+    if let Some(dir) = &spec.cwd {
+        crate::explain::say(format!("cd {dir}"));
+        step(
+            "change to the working directory",
+            nix::unistd::chdir(dir.as_str()).map_err(|e| Error::sys(format!("chdir {dir}"), e)),
+        )?;
     }
     crate::explain::say(format!("exec {}", crate::explain::join(&spec.command)));
     if spec.detach {

@@ -44,6 +44,16 @@ pub struct BoxSpec {
     /// read the explanations on a pipe until EOF and then leave the box running.
     #[serde(default)]
     pub detach: bool,
+    /// An image's layers stacked with overlayfs, mounted by the init inside its own mount
+    /// namespace (so nothing of it is ever visible on the host); `rootfs` is its `merged`.
+    #[serde(default)]
+    pub overlay: Option<crate::image::rootfs::Overlay>,
+    /// The command's environment (None: inherit podlab's).
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// Working directory inside the root (None: /).
+    #[serde(default)]
+    pub cwd: Option<String>,
 }
 
 /// The box as the user asked for it, before validation.
@@ -58,6 +68,8 @@ pub struct BoxRequest {
     pub memory: Option<String>,
     /// `--pids`.
     pub pids: Option<u64>,
+    /// Unpacked image layers (bottom first) to stack as the root filesystem.
+    pub image_layers: Option<Vec<PathBuf>>,
 }
 
 /// How a box ended.
@@ -82,7 +94,7 @@ pub fn validate(req: &BoxRequest) -> Result<(BoxSpec, Limits)> {
     if spec.command.is_empty() {
         return Err(Error::invalid("no command given: podlab box [OPTIONS] -- COMMAND [ARGS]"));
     }
-    if let Some(root) = &spec.rootfs {
+    if let (Some(root), None) = (&spec.rootfs, &req.image_layers) {
         if !root.is_dir() {
             return Err(Error::Missing(format!("--rootfs {}: no such directory", root.display())));
         }
@@ -167,11 +179,29 @@ pub fn run(dirs: &StateDirs, req: &BoxRequest) -> Result<BoxExit> {
         )));
     }
     let record = Record::open(&dirs.records(), &format!("box-{id}"))?;
-    let result = run_recorded(&record, &id, &cgroup, &spec, &limits);
+    let mut spec = spec;
+    let result = prepare_image(dirs, &record, &id, req, &mut spec)
+        .and_then(|()| run_recorded(&record, &id, &cgroup, &spec, &limits));
     let cleanup = record.undo();
     let exit = result?;
     cleanup?;
     Ok(exit)
+}
+
+/// For `--image`: a directory for the overlay's upper, work and merged directories, recorded
+/// for removal; the init mounts the overlay in its own mount namespace.
+fn prepare_image(dirs: &StateDirs, record: &Record, id: &str, req: &BoxRequest, spec: &mut BoxSpec) -> Result<()> {
+    let Some(layers) = &req.image_layers else { return Ok(()) };
+    let dir = dirs.run.join("boxes").join(format!("box-{id}"));
+    record.note(Resource::Dir { path: dir.clone() })?;
+    let overlay = crate::image::rootfs::prepare(layers.clone(), &dir)?;
+    spec.rootfs = Some(overlay.merged.clone());
+    spec.overlay = Some(overlay);
+    if !spec.namespaces.contains(&Namespace::Mount) {
+        // The image's overlay must be mounted where only the box sees it.
+        spec.namespaces.push(Namespace::Mount);
+    }
+    Ok(())
 }
 
 fn run_recorded(record: &Record, id: &str, cgroup: &Cgroup, spec: &BoxSpec, limits: &Limits) -> Result<BoxExit> {

@@ -2,6 +2,7 @@
 
 mod boxcmd;
 mod doctor;
+mod image;
 mod lab;
 
 use std::path::PathBuf;
@@ -26,6 +27,9 @@ pub struct Cli {
 enum Commands {
     /// Run a command in an isolated, resource-limited box (the labs' steps composed).
     Box(boxcmd::BoxArgs),
+    /// Images: pull, load, build, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Guided labs: list, show, check, solve and reset them.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -55,6 +59,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Commands::Box(args) => boxcmd::run(&dirs, args),
         Commands::Lab(cmd) => lab::run(&dirs, cmd),
+        Commands::Image(cmd) => image::run(&dirs, cmd),
         Commands::Rootfs { recipe, dest } => podlab::image::recipe::build(&recipe, &dest)
             .map(|()| {
                 println!("built {recipe} root filesystem in {}", dest.display());

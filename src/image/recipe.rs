@@ -63,3 +63,40 @@ pub fn resolve(dirs: &StateDirs, rootfs: &str) -> Result<PathBuf> {
     }
     Ok(dest)
 }
+
+/// Build recipe `name` and store it as an OCI image named `docker.io/library/NAME:latest`
+/// (one gzip layer, a config with `Cmd ["sh"]`). Returns the manifest digest.
+pub fn build_image(store: &super::store::Store, name: &str) -> Result<String> {
+    let tmp = store.temp_path("recipe");
+    let result = (|| {
+        build(name, &tmp)?;
+        let (layer, layer_size, diff_id) = super::layer::pack_dir(store, &tmp)?;
+        let config = serde_json::json!({
+            "architecture": super::host_arch(),
+            "os": "linux",
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                "Cmd": ["sh"],
+                "WorkingDir": "/",
+            },
+            "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+            "history": [{ "created_by": format!("podlab image build {name} (images/{name}/build.sh)") }],
+        });
+        let config_bytes = serde_json::to_vec(&config).map_err(|e| Error::invalid(e.to_string()))?;
+        let config_digest = store.put_bytes(&config_bytes)?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": config_digest, "size": config_bytes.len() },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                         "digest": layer, "size": layer_size }],
+        });
+        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| Error::invalid(e.to_string()))?;
+        let digest = store.put_bytes(&manifest_bytes)?;
+        store.tag(&format!("docker.io/library/{name}:latest"), &digest)?;
+        Ok(digest)
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}

@@ -83,6 +83,7 @@ pub fn solve(_ctx: &Ctx) -> Result<()> {
         command: vec!["sleep".into(), "3600".into()],
         explain: crate::explain::enabled(),
         detach: true,
+        ..Default::default()
     };
     boxrun::spawn_detached(&spec)?;
     Ok(())
