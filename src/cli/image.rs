@@ -18,6 +18,8 @@ pub enum ImageCommand {
         #[arg(long)]
         tag: Option<String>,
     },
+    /// Write an image as an OCI layout directory (readable by skopeo, umoci, podman).
+    Save { image: String, dir: PathBuf },
     /// Build an image from a recipe shipped with podlab (busybox) and name it NAME:latest.
     Build { recipe: String },
     /// List images.
@@ -66,6 +68,12 @@ pub fn run(dirs: &StateDirs, cmd: ImageCommand) -> anyhow::Result<i32> {
                     if l.names.is_empty() { "(no name: give one with --tag)".into() } else { l.names.join(", ") };
                 println!("loaded {} {names}", l.manifest);
             }
+        }
+        ImageCommand::Save { image: name, dir } => {
+            let digest = image::find(&store, &name)?;
+            let tag = name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map(|(_, t)| t).unwrap_or("latest");
+            image::save::save(&store, &digest, tag, &dir)?;
+            println!("saved {name} ({digest}) to {} as tag {tag}", dir.display());
         }
         ImageCommand::Build { recipe } => {
             let digest = image::recipe::build_image(&store, &recipe)?;

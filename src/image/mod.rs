@@ -12,6 +12,7 @@ pub mod recipe;
 pub mod reference;
 pub mod registry;
 pub mod rootfs;
+pub mod save;
 pub mod store;
 pub mod unpack;
 
