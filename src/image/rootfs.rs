@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::store::Store;
+use super::store::{HashingReader, Store};
 use super::unpack::{self, Compression, Whiteouts};
 use crate::error::{Error, IoContext, Result};
 
@@ -53,8 +53,11 @@ pub fn unpacked_layer(store: &Store, digest: &str, media_type: &str) -> Result<P
                 std::io::Read::read(&mut fs::File::open(&blob).ctx("open", &blob)?, &mut head).ctx("read", &blob)?;
             compression = Compression::sniff(&head[..n]);
         }
-        unpack::unpack(file, compression, &tmp, Whiteouts::Overlay, &unpack::Limits::default())
+        // The blob is hashed as it is unpacked; a mismatch throws the unpacked result away.
+        let mut reader = HashingReader::new(file);
+        unpack::unpack(&mut reader, compression, &tmp, Whiteouts::Overlay, &unpack::Limits::default())
             .map_err(|e| Error::invalid(format!("layer {digest}: {e}")))?;
+        reader.verify(digest, None)?;
         match fs::rename(&tmp, &dest) {
             Ok(()) => Ok(()),
             // Another process unpacked it at the same time: theirs is as good as ours.

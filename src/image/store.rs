@@ -64,6 +64,43 @@ pub struct HashingWriter<W> {
     written: u64,
 }
 
+/// A reader that hashes and counts what is read through it, to verify a blob in the same
+/// pass that uses it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: Sha256::new(), read: 0 }
+    }
+
+    /// Read what is left (a tar reader may stop before the end padding), then check the
+    /// digest and size of everything read against `digest` and `size`.
+    pub fn verify(mut self, digest: &str, size: Option<u64>) -> Result<()> {
+        io::copy(&mut self, &mut io::sink()).map_err(|e| Error::io("read", digest, e))?;
+        let got = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        if got != digest || size.is_some_and(|s| s != self.read) {
+            return Err(Error::invalid(format!(
+                "blob {digest} in the store is corrupted (it hashes to {got}, {} bytes): not used; remove the image and pull it again",
+                self.read
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 impl<W: Write> HashingWriter<W> {
     /// Wrap `inner`.
     pub fn new(inner: W) -> Self {

@@ -2,6 +2,8 @@
 //! filesystem, and leak checks. Tests run as root on the real kernel.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
