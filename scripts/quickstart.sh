@@ -15,6 +15,8 @@ fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --locked
 podlab="$CARGO_TARGET_DIR/release/podlab"
+# The offline BusyBox image (from images/busybox), so `--image busybox` needs no network.
+"$podlab" image build busybox
 echo
 echo "== podlab box: a BusyBox shell in new pid/mnt/uts namespaces, memory limited to 64Mi"
 "$podlab" box --explain --rootfs busybox --ns pid,mnt,uts --hostname podlab-demo --memory 64Mi -- \

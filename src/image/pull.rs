@@ -76,9 +76,10 @@ pub async fn pull(store: &Store, reference: &Reference, client: &Client) -> Resu
     client.fetch_blobs(reference, &wanted).await?;
     // The manifest goes in last: an image is only named once all its blobs are there.
     store.put_blob(&manifest, Some(resolved.raw_manifest.len() as u64), resolved.raw_manifest.as_slice())?;
-    if let Some(tag) = &reference.tag {
-        store.tag(&format!("{}:{tag}", reference.name()), &manifest)?;
+    // Named as asked: by digest (name@sha256:...) or by tag (name:tag).
+    match (&reference.digest, &reference.tag) {
+        (Some(_), _) => store.tag(&format!("{}@{manifest}", reference.name()), &manifest)?,
+        (None, tag) => store.tag(&format!("{}:{}", reference.name(), tag.as_deref().unwrap_or("latest")), &manifest)?,
     }
-    store.tag(&format!("{}@{manifest}", reference.name()), &manifest)?;
     Ok(manifest)
 }
