@@ -96,10 +96,61 @@ fn lab06_cgroup_memory() {
 }
 
 #[test]
+fn lab07_images() {
+    lab_cycle(7, || {
+        // The same directory TestRoot::new("lab07") made for this test.
+        let root = format!("/tmp/podlab-test-lab07-{}", std::process::id());
+        // No overlay of the lab is left, in any form (merged, or a layer named in lowerdir).
+        let ws = format!("{root}/lib/labs/07-images");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&ws)).collect();
+        assert!(left.is_empty(), "lab 07 mounts left: {left:#?}");
+        // Building the image left no half-made files in the store, and reset kept the image
+        // (it belongs to the store, not to the lab).
+        let tmp = Path::new(&root).join("lib/images/tmp");
+        let temps: Vec<_> =
+            std::fs::read_dir(&tmp).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(temps.is_empty(), "temporary files left in the store: {temps:?}");
+        let refs = std::fs::read_to_string(Path::new(&root).join("lib/images/refs.json")).unwrap_or_default();
+        assert!(refs.contains("docker.io/library/busybox:latest"), "the busybox image is kept: {refs}");
+    });
+}
+
+/// Content addressing is what lab 7's check relies on: one changed byte in a blob fails it.
+#[test]
+fn lab07_check_catches_a_tampered_blob() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab07-tamper");
+    assert!(t.run(&["lab", "solve", "7"]).status.success());
+    assert_eq!(t.run(&["lab", "check", "7"]).status.code(), Some(0));
+    let layout = t.dir.join("lib/labs/07-images/layout");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(&manifest)).unwrap()).unwrap();
+    let config =
+        layout.join("blobs/sha256").join(m["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&config).unwrap();
+    bytes.push(b' ');
+    std::fs::write(&config, bytes).unwrap();
+    let check = t.run(&["lab", "check", "7"]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stdout));
+    let out = text(&check.stdout);
+    let layout_line = out.lines().find(|l| l.contains("OCI image layout")).unwrap();
+    assert!(layout_line.starts_with("[FAIL]"), "{out}");
+    assert!(out.contains("not to its name"), "the hint says which blob is wrong: {out}");
+    assert!(t.run(&["lab", "reset", "7"]).status.success());
+    t.assert_clean();
+}
+
+#[test]
 fn lab_commands_list_show_and_refuse_unknown_labs() {
     let t = TestRoot::new("labcli");
     let list = text(&t.run(&["lab", "list"]).stdout);
-    for slug in ["01-chroot", "02-mounts", "03-namespaces", "04-network", "05-cgroup-cpu", "06-cgroup-memory"] {
+    for slug in
+        ["01-chroot", "02-mounts", "03-namespaces", "04-network", "05-cgroup-cpu", "06-cgroup-memory", "07-images"]
+    {
         assert!(list.contains(slug), "{list}");
     }
     let show = t.run(&["lab", "show", "5"]);

@@ -11,6 +11,7 @@ mod lab03_namespaces;
 mod lab04_network;
 mod lab05_cgroup_cpu;
 mod lab06_cgroup_memory;
+mod lab07_images;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -58,7 +59,7 @@ impl Point {
     }
 }
 
-static LABS: [Lab; 6] = [
+static LABS: [Lab; 7] = [
     Lab {
         number: 1,
         slug: "01-chroot",
@@ -112,6 +113,15 @@ static LABS: [Lab; 6] = [
         check: lab06_cgroup_memory::check,
         solve: lab06_cgroup_memory::solve,
         reset: lab06_cgroup_memory::reset,
+    },
+    Lab {
+        number: 7,
+        slug: "07-images",
+        title: "images and layers: an OCI layout, a whiteout, an overlay stack",
+        guide: include_str!("../../labs/07-images/README.md"),
+        check: lab07_images::check,
+        solve: lab07_images::solve,
+        reset: lab07_images::reset,
     },
 ];
 
