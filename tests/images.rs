@@ -247,3 +247,11 @@ fn hostile_layers_are_refused_and_nothing_escapes() {
     assert_eq!(std::fs::read_dir(t.dir.join("lib/images/layers/sha256")).unwrap().count(), 0);
     t.assert_clean();
 }
+
+#[test]
+fn the_recipe_image_is_reproducible() {
+    let (a, b) = (TestRoot::new("img-repro-a"), TestRoot::new("img-repro-b"));
+    let da = ok(a.run(&["image", "build", "busybox"]), "build a");
+    let db = ok(b.run(&["image", "build", "busybox"]), "build b");
+    assert_eq!(da, db, "two builds of the same recipe give different digests");
+}

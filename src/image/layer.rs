@@ -13,6 +13,27 @@ use flate2::write::GzEncoder;
 use super::store::{HashingWriter, Store};
 use crate::error::{Error, IoContext, Result};
 
+/// Set every mtime under `dir` to the epoch (without following symlinks), so packing the
+/// same files twice gives the same layer digest (what SOURCE_DATE_EPOCH does for builds).
+pub fn clamp_mtimes(dir: &Path) -> Result<()> {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    let zero = TimeSpec::new(0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).ctx("list", &d)?.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path.clone());
+            }
+            utimensat(nix::fcntl::AT_FDCWD, &path, &zero, &zero, UtimensatFlags::NoFollowSymlink)
+                .map_err(|e| Error::sys(format!("set the time of {}", path.display()), e))?;
+        }
+    }
+    utimensat(nix::fcntl::AT_FDCWD, dir, &zero, &zero, UtimensatFlags::NoFollowSymlink)
+        .map_err(|e| Error::sys(format!("set the time of {}", dir.display()), e))
+}
+
 /// Pack `dir` into a gzip layer in the store. Returns (blob digest, blob size, diff_id).
 pub fn pack_dir(store: &Store, dir: &Path) -> Result<(String, u64, String)> {
     let tmp = store.temp_path("layer.tar.gz");

@@ -70,6 +70,7 @@ pub fn build_image(store: &super::store::Store, name: &str) -> Result<String> {
     let tmp = store.temp_path("recipe");
     let result = (|| {
         build(name, &tmp)?;
+        super::layer::clamp_mtimes(&tmp)?;
         let (layer, layer_size, diff_id) = super::layer::pack_dir(store, &tmp)?;
         let config = serde_json::json!({
             "architecture": super::host_arch(),
