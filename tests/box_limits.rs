@@ -8,8 +8,17 @@ use std::time::Duration;
 
 use common::*;
 
+/// These tests measure or load the CPU (a busy loop, a fork bomb): run them one at a time,
+/// so one does not steal the CPU time another measures.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn memory_limit_oom_kills_with_137_and_says_so() {
+    let _serial = serial();
     let t = TestRoot::new("oom");
     let rootfs = t.rootfs();
     let id = box_id("oom");
@@ -40,6 +49,7 @@ fn memory_limit_oom_kills_with_137_and_says_so() {
 
 #[test]
 fn under_the_memory_limit_nothing_is_killed() {
+    let _serial = serial();
     let t = TestRoot::new("nooom");
     let rootfs = t.rootfs();
     let out = t.run(&[
@@ -87,6 +97,7 @@ fn cpu_usage_ns(id: &str) -> u64 {
 
 #[test]
 fn half_a_cpu_is_half_a_cpu() {
+    let _serial = serial();
     let t = TestRoot::new("cpu");
     let id = box_id("cpu");
     let mut child = t
@@ -110,6 +121,7 @@ fn half_a_cpu_is_half_a_cpu() {
 
 #[test]
 fn pids_limit_stops_a_fork_bomb() {
+    let _serial = serial();
     let t = TestRoot::new("pids");
     let rootfs = t.rootfs();
     let id = box_id("pids");
