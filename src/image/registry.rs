@@ -358,10 +358,17 @@ impl Client {
         self.authenticate(r, &resp, &scope).await?;
         let resp = self.send(r, path, &headers, &scope).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
-            let msg = format!(
-                "registry {} refused the credentials (401): check --username/--password or docker login",
-                r.registry
-            );
+            // With credentials they were refused; without, the repository is not public.
+            let msg = match self.credentials(&r.registry)? {
+                Some(_) => format!(
+                    "registry {} refused the credentials (401): check --username/--password or docker login",
+                    r.registry
+                ),
+                None => format!(
+                    "registry {} needs credentials for {} (401): podlab image pull --username ... --password ..., or docker login",
+                    r.registry, r.repository
+                ),
+            };
             return Err(registry_err(r, msg));
         }
         Ok(resp)

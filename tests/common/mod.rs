@@ -7,7 +7,11 @@ pub mod registry;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const PODLAB: &str = env!("CARGO_BIN_EXE_podlab");
+/// The podlab binary under test; `PODLAB_BIN` overrides it (the cgroup v2 VM lane runs
+/// copies of the binaries from a directory the VM can see).
+pub fn podlab() -> String {
+    std::env::var("PODLAB_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_podlab").to_string())
+}
 
 /// A test's own state directory (`--root`), removed at the end.
 pub struct TestRoot {
@@ -24,7 +28,7 @@ impl TestRoot {
 
     /// `podlab --root DIR ARGS...` as a Command.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(PODLAB);
+        let mut c = Command::new(podlab());
         c.arg("--root").arg(&self.dir).args(args);
         c
     }
