@@ -255,3 +255,20 @@ fn the_recipe_image_is_reproducible() {
     let db = ok(b.run(&["image", "build", "busybox"]), "build b");
     assert_eq!(da, db, "two builds of the same recipe give different digests");
 }
+
+#[test]
+fn a_broken_layout_leaves_nothing_in_the_store() {
+    let t = TestRoot::new("img-broken");
+    let dir = t.dir.join("layout");
+    let layer = [raw_tar_entry("hello", b'0', "", b"hi"), vec![0u8; 1024]].concat();
+    layout_with_layer(&dir, &layer);
+    // Remove the layer blob: the manifest and config are fine, the image is incomplete.
+    use sha2::{Digest, Sha256};
+    std::fs::remove_file(dir.join("blobs/sha256").join(hex::encode(Sha256::digest(&layer)))).unwrap();
+    let out = t.run(&["image", "load", dir.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("layout is incomplete"), "{err}");
+    assert!(store_files(&t).is_empty(), "a failed load left blobs: {:?}", store_files(&t));
+    assert!(!ok(t.run(&["image", "ls"]), "ls").contains("evil"));
+}

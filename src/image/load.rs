@@ -47,6 +47,16 @@ struct Index {
 /// Load an OCI layout directory, an OCI archive or a docker archive. `tag` names the
 /// (single) image; without it the names in the layout or archive are used.
 pub fn load(store: &Store, path: &Path, tag: Option<&str>) -> Result<Vec<Loaded>> {
+    // A bad layout or archive leaves nothing behind: blobs it added are taken back.
+    let tx = store.journaled();
+    let result = load_any(&tx, path, tag);
+    if result.is_err() {
+        tx.discard_added();
+    }
+    result
+}
+
+fn load_any(store: &Store, path: &Path, tag: Option<&str>) -> Result<Vec<Loaded>> {
     if path.is_dir() {
         return load_layout(store, path, tag);
     }

@@ -55,6 +55,8 @@ struct Refs {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// When set, the digests of blobs this handle added (see [`Store::journaled`]).
+    added: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 /// A writer that hashes and counts what goes through it.
@@ -143,7 +145,32 @@ impl Store {
             let d = root.join(sub);
             fs::create_dir_all(&d).ctx("create directory", &d)?;
         }
-        Ok(Store { root })
+        Ok(Store { root, added: None })
+    }
+
+    /// A handle on the same store that remembers the blobs it adds, so an operation that
+    /// fails half-way (a bad archive) can take them back with [`Store::discard_added`].
+    pub fn journaled(&self) -> Store {
+        Store { root: self.root.clone(), added: Some(Default::default()) }
+    }
+
+    /// Remove the blobs this journaled handle added (none are named yet).
+    pub fn discard_added(&self) {
+        let Some(added) = &self.added else { return };
+        let digests = added.lock().map(|mut a| std::mem::take(&mut *a)).unwrap_or_default();
+        for digest in digests {
+            if let Ok(path) = self.blob_path(&digest) {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+
+    fn note_added(&self, digest: &str) {
+        if let Some(added) = &self.added {
+            if let Ok(mut a) = added.lock() {
+                a.push(digest.to_string());
+            }
+        }
     }
 
     /// The store's directory.
@@ -194,7 +221,9 @@ impl Store {
                 )));
             }
             w.inner.sync_all().ctx("sync", &tmp)?;
-            fs::rename(&tmp, &dest).ctx("rename into place", &dest)
+            fs::rename(&tmp, &dest).ctx("rename into place", &dest)?;
+            self.note_added(digest);
+            Ok(())
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
