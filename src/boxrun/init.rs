@@ -104,7 +104,7 @@ fn setup_and_exec(spec: &BoxSpec) -> StepResult<i32> {
     }
     match (&spec.rootfs, has(Namespace::Mount)) {
         (Some(root), true) => {
-            step("mount the root filesystem", setup_rootfs(root, has(Namespace::Pid), has(Namespace::Net)))?;
+            step("mount the root filesystem", setup_rootfs(root, has(Namespace::Pid)))?;
             step("pivot_root", chroot::pivot_root(root))?;
         }
         (Some(root), false) => step("chroot", chroot::chroot(root))?,
@@ -126,7 +126,7 @@ fn setup_and_exec(spec: &BoxSpec) -> StepResult<i32> {
 
 /// Mount /proc, /dev (a tmpfs with the standard device nodes bound from the host) and
 /// /sys inside the new root, before pivoting into it.
-fn setup_rootfs(root: &Path, new_pid: bool, new_net: bool) -> Result<()> {
+fn setup_rootfs(root: &Path, new_pid: bool) -> Result<()> {
     let proc_dir = root.join("proc");
     ensure_dir(&proc_dir)?;
     if new_pid {
@@ -142,13 +142,11 @@ fn setup_rootfs(root: &Path, new_pid: bool, new_net: bool) -> Result<()> {
         std::fs::File::create(&target).map_err(|e| Error::io("create device node mount point", &target, e))?;
         mount::bind(&Path::new("/dev").join(node), &target, false)?;
     }
+    // A fresh read-only sysfs: it shows the box's network namespace, and none of the
+    // host's submounts (/sys/fs/cgroup...) come along as they would with a bind mount.
     let sys = root.join("sys");
     if sys.is_dir() {
-        if new_net {
-            mount::sysfs(&sys)?;
-        } else {
-            mount::bind(Path::new("/sys"), &sys, true)?;
-        }
+        mount::sysfs(&sys)?;
     }
     Ok(())
 }
