@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh            build tools, BusyBox, iproute2, iptables, ... and Rust
 #   scripts/install-deps.sh --bench    also hyperfine, runc and jq (bench/run.sh)
 #   scripts/install-deps.sh --vm       also qemu, cpio and jq (the cgroup v2 VM test lane)
-#   scripts/install-deps.sh --test     also docker-registry and skopeo (the image tests' registry)
+#   scripts/install-deps.sh --test     also docker-registry, skopeo and runc (registry and runtime tests)
 set -euo pipefail
 
 # Edition 2024 needs Rust 1.85 or newer.
@@ -56,7 +56,7 @@ if [ "$bench" = 1 ]; then
   packages+=(hyperfine runc jq)
 fi
 if [ "$test" = 1 ]; then
-  packages+=(docker-registry skopeo)
+  packages+=(docker-registry skopeo runc)
 fi
 if [ "$vm" = 1 ]; then
   packages+=(qemu-system-x86 cpio jq)

@@ -13,6 +13,7 @@ pub mod labs;
 pub mod primitives;
 pub mod quantity;
 pub mod reset;
+pub mod runtime;
 pub mod state;
 
 pub use error::{Error, Result};

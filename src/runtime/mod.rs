@@ -1,0 +1,9 @@
+//! The OCI runtime: a *bundle* on disk becomes a running container, the job `runc` does.
+//!
+//! A bundle is a directory holding two things: `config.json` (the runtime spec: the process
+//! to run, its user, environment and capabilities, the mounts, namespaces and cgroup limits)
+//! and the root filesystem it names (usually `rootfs/`). A runtime reads the spec, creates the
+//! namespaces and cgroup, mounts the root and pivots into it, then execs the process; it
+//! knows nothing of images or pods, which is why Kubernetes can swap runtimes freely.
+
+pub mod spec;
