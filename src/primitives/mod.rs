@@ -2,6 +2,7 @@
 //! network namespaces, links, cgroups) as small sync functions that explain themselves.
 //! Nothing here knows about boxes, pods or labs.
 
+pub mod caps;
 pub mod cgroup;
 pub mod chroot;
 pub mod link;
@@ -9,4 +10,5 @@ pub mod mount;
 pub mod namespace;
 pub mod netns;
 pub mod proc;
+pub mod process;
 pub mod record;
