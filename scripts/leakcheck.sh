@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # After the test suite: nothing of podlab may remain on the host — no cgroup under a
 # podlab parent, no podlab-* network namespace, no pl*/podlab-* link, no mount of a podlab
-# path, no podlab process. Prints what it finds and exits 1 if anything is left.
+# path, no podlab process, no /tmp/podlab-* scratch directory of a test. Prints what it finds and exits 1 if anything is left.
 set -uo pipefail
 left=0
 report() { echo "leak: $*"; left=1; }
@@ -11,6 +11,7 @@ while read -r n _; do report "netns $n"; done < <(ip netns list 2>/dev/null | gr
 while read -r l _; do report "link $l"; done < <(ip -br link 2>/dev/null | awk '{print $1}' | grep -E '^(pl|podlab)' || true)
 while read -r m; do report "mount $m"; done < <(findmnt -rn -o TARGET 2>/dev/null | grep -i podlab || true)
 while read -r p; do report "process $p"; done < <(pgrep -a -x podlab 2>/dev/null || true)
+while read -r d; do report "scratch directory $d"; done < <(find /tmp -maxdepth 1 -name 'podlab-*' 2>/dev/null)
 while read -r r; do report "iptables rule $r"; done < <(iptables-save 2>/dev/null | grep -i podlab || true)
 
 if [ "$left" = 0 ]; then

@@ -52,11 +52,27 @@ fn check(cond: bool, what: &str) -> Result<(), String> {
     if cond { Ok(()) } else { Err(what.to_string()) }
 }
 
-fn scratch(name: &str) -> PathBuf {
+/// A scratch directory removed when the test ends, pass or fail.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let d = PathBuf::from(format!("/tmp/podlab-caps-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 /// Run `sh -c SCRIPT` (a new program: capabilities are recomputed by execve) and return stdout.
@@ -136,13 +152,12 @@ fn default_set_is_docker_and_survives_exec_as_root() {
     let line = fs::read_to_string(&line_file).unwrap();
     let out = sh(&format!("{line} -c 'grep Cap /proc/self/status'")).unwrap();
     assert_eq!(masks(&out).unwrap(), (DOCKER_MASK, DOCKER_MASK, DOCKER_MASK, 0, 0), "{line}\n{out}");
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn without_sys_admin_mount_fails() {
     let dir = scratch("mount");
-    let d = dir.clone();
+    let d: PathBuf = dir.to_path_buf();
     in_child(move || {
         ok(namespace::unshare(&[Namespace::Mount]), "unshare")?;
         ok(mount::make_private(Path::new("/"), true), "make-rprivate")?;
@@ -162,7 +177,6 @@ fn without_sys_admin_mount_fails() {
         let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
         check(stderr.contains("permission denied"), &format!("mount(8) says permission denied: {stderr}"))
     });
-    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
