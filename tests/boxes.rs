@@ -223,3 +223,19 @@ fn user_namespace_maps_root_to_root_only() {
     assert!(host.contains("4294967295"), "the host's map is untouched: {host}");
     t.assert_clean();
 }
+
+#[test]
+fn dev_has_shm_a_private_pts_and_mqueue() {
+    let t = TestRoot::new("dev");
+    let rootfs = t.rootfs();
+    let script = "echo x > /dev/shm/f && cat /dev/shm/f; test -c /dev/pts/ptmx && echo pts; \
+                  test -L /dev/fd && echo fd; echo err > /dev/stderr; \
+                  grep -E ' /dev/(shm|pts|mqueue) ' /proc/self/mountinfo | cut -d' ' -f5,9 | sort";
+    let out = t.run(&["box", "--rootfs", rootfs.to_str().unwrap(), "--all-ns", "--", "sh", "-c", script]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "x\npts\nfd\n/dev/mqueue mqueue\n/dev/pts devpts\n/dev/shm tmpfs\n");
+    assert!(text(&out.stderr).ends_with("err\n"));
+    // The box's pseudo-terminals are its own: the host's /dev/pts has no podlab mount.
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(rootfs.to_str().unwrap()));
+    t.assert_clean();
+}

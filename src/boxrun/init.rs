@@ -104,7 +104,7 @@ fn setup_and_exec(spec: &BoxSpec) -> StepResult<i32> {
     }
     match (&spec.rootfs, has(Namespace::Mount)) {
         (Some(root), true) => {
-            step("mount the root filesystem", setup_rootfs(root, has(Namespace::Pid)))?;
+            step("mount the root filesystem", setup_rootfs(root, has(Namespace::Pid), has(Namespace::Ipc)))?;
             step("pivot_root", chroot::pivot_root(root))?;
         }
         (Some(root), false) => step("chroot", chroot::chroot(root))?,
@@ -124,9 +124,10 @@ fn setup_and_exec(spec: &BoxSpec) -> StepResult<i32> {
     exec(spec)
 }
 
-/// Mount /proc, /dev (a tmpfs with the standard device nodes bound from the host) and
-/// /sys inside the new root, before pivoting into it.
-fn setup_rootfs(root: &Path, new_pid: bool) -> Result<()> {
+/// Mount /proc, /dev (a tmpfs with the standard device nodes bound from the host, the
+/// /proc/self/fd links, /dev/shm, a private /dev/pts, /dev/mqueue with an IPC namespace)
+/// and /sys inside the new root, before pivoting into it.
+fn setup_rootfs(root: &Path, new_pid: bool, new_ipc: bool) -> Result<()> {
     let proc_dir = root.join("proc");
     ensure_dir(&proc_dir)?;
     if new_pid {
@@ -142,6 +143,26 @@ fn setup_rootfs(root: &Path, new_pid: bool) -> Result<()> {
         std::fs::File::create(&target).map_err(|e| Error::io("create device node mount point", &target, e))?;
         mount::bind(&Path::new("/dev").join(node), &target, false)?;
     }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(to, &dev.join(link))?;
+    }
+    let shm = dev.join("shm");
+    mkdir(&shm)?;
+    mount::tmpfs(&shm, Some("mode=1777,size=65536k"))?;
+    let pts = dev.join("pts");
+    mkdir(&pts)?;
+    mount::devpts(&pts)?;
+    symlink("pts/ptmx", &dev.join("ptmx"))?;
+    if new_ipc {
+        let mq = dev.join("mqueue");
+        mkdir(&mq)?;
+        mount::mqueue(&mq)?;
+    }
     // A fresh read-only sysfs: it shows the box's network namespace, and none of the
     // host's submounts (/sys/fs/cgroup...) come along as they would with a bind mount.
     let sys = root.join("sys");
@@ -149,6 +170,18 @@ fn setup_rootfs(root: &Path, new_pid: bool) -> Result<()> {
         mount::sysfs(&sys)?;
     }
     Ok(())
+}
+
+/// `mkdir DIR` inside the box's fresh /dev tmpfs.
+fn mkdir(dir: &Path) -> Result<()> {
+    crate::explain::say(format!("mkdir {}", dir.display()));
+    std::fs::create_dir(dir).map_err(|e| Error::io("create directory", dir, e))
+}
+
+/// `ln -s TO LINK` inside the box's fresh /dev tmpfs.
+fn symlink(to: &str, link: &Path) -> Result<()> {
+    crate::explain::say(format!("ln -s {to} {}", link.display()));
+    std::os::unix::fs::symlink(to, link).map_err(|e| Error::io("create symlink", link, e))
 }
 
 fn ensure_dir(dir: &Path) -> Result<()> {

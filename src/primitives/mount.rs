@@ -55,6 +55,21 @@ pub fn tmpfs(target: &Path, options: Option<&str>) -> Result<()> {
     mount_raw("tmpfs", target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, options)
 }
 
+/// `mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts TARGET`: a private set of
+/// pseudo-terminals, so the box's terminals are not the host's.
+pub fn devpts(target: &Path) -> Result<()> {
+    let options = "newinstance,ptmxmode=0666,mode=0620";
+    explain::say(format!("mount -t devpts -o {options} devpts {}", target.display()));
+    mount_raw("devpts", target, Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some(options))
+}
+
+/// `mount -t mqueue mqueue TARGET`: POSIX message queues of the caller's IPC namespace.
+pub fn mqueue(target: &Path) -> Result<()> {
+    explain::say(format!("mount -t mqueue mqueue {}", target.display()));
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_raw("mqueue", target, Some("mqueue"), flags, None)
+}
+
 /// `mount --bind SOURCE TARGET`, then `mount -o remount,bind,ro TARGET` when `readonly`
 /// (the kernel ignores MS_RDONLY on the first bind call, so read-only takes a remount).
 pub fn bind(source: &Path, target: &Path, readonly: bool) -> Result<()> {
