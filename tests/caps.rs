@@ -2,13 +2,14 @@
 //! in a forked child (these changes cannot be undone) that reports through its exit status;
 //! the test process keeps its own privileges, limits and ids.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::child::{check, in_child, ok};
 use nix::sys::resource::{Resource, getrlimit};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::ForkResult;
 use podlab::explain;
 use podlab::primitives::caps::{self, CapSets, DEFAULT_CAPS};
 use podlab::primitives::namespace::{self, Namespace};
@@ -16,64 +17,6 @@ use podlab::primitives::{mount, process};
 
 /// Docker's 14 default capabilities as a mask (what `grep CapEff` shows in `docker run alpine`).
 const DOCKER_MASK: u64 = 0x0000_0000_a804_25fb;
-
-/// Run `f` in a forked child; panic here with its message if it failed.
-fn in_child(f: impl FnOnce() -> Result<(), String>) {
-    let (read, write) = nix::unistd::pipe().unwrap();
-    // SAFETY: the child only runs `f` and exits with _exit; it never returns into the harness.
-    match unsafe { nix::unistd::fork() }.unwrap() {
-        ForkResult::Child => {
-            drop(read);
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let (code, msg) = match outcome {
-                Ok(Ok(())) => (0, String::new()),
-                Ok(Err(m)) => (1, m),
-                Err(_) => (2, "panicked".to_string()),
-            };
-            let _ = nix::unistd::write(&write, msg.as_bytes());
-            // SAFETY: leave without running the harness's destructors or atexit handlers.
-            unsafe { libc::_exit(code) };
-        }
-        ForkResult::Parent { child } => {
-            drop(write);
-            let status = waitpid(child, None).unwrap();
-            let mut msg = String::new();
-            let _ = std::io::Read::read_to_string(&mut fs::File::from(read), &mut msg);
-            assert_eq!(status, WaitStatus::Exited(child, 0), "child failed: {msg}");
-        }
-    }
-}
-
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> Result<T, String> {
-    r.map_err(|e| format!("{what}: {e}"))
-}
-
-fn check(cond: bool, what: &str) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(what.to_string()) }
-}
-
-/// A scratch directory removed when the test ends, pass or fail.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = PathBuf;
-    fn deref(&self) -> &PathBuf {
-        &self.0
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let d = PathBuf::from(format!("/tmp/podlab-caps-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    Scratch(d)
-}
 
 /// Run `sh -c SCRIPT` (a new program: capabilities are recomputed by execve) and return stdout.
 fn sh(script: &str) -> Result<String, String> {
@@ -123,8 +66,8 @@ fn names_parse_and_mask() {
 
 #[test]
 fn default_set_is_docker_and_survives_exec_as_root() {
-    let dir = scratch("default");
-    let line_file = dir.join("explained");
+    let t = common::TestRoot::new("caps-default");
+    let line_file = t.dir.join("explained");
     let lf = line_file.clone();
     in_child(move || {
         explain::start_recording();
@@ -156,8 +99,8 @@ fn default_set_is_docker_and_survives_exec_as_root() {
 
 #[test]
 fn without_sys_admin_mount_fails() {
-    let dir = scratch("mount");
-    let d: PathBuf = dir.to_path_buf();
+    let t = common::TestRoot::new("caps-mount");
+    let d = t.dir.clone();
     in_child(move || {
         ok(namespace::unshare(&[Namespace::Mount]), "unshare")?;
         ok(mount::make_private(Path::new("/"), true), "make-rprivate")?;

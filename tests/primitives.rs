@@ -7,57 +7,16 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use nix::sys::wait::{WaitStatus, waitpid};
+use common::child::{check, in_child, ok};
+use nix::sys::wait::waitpid;
 use nix::unistd::ForkResult;
 use podlab::primitives::namespace::{self, Namespace};
 use podlab::primitives::{chroot, mount};
 
-/// Run `f` in a forked child; panic here with its message if it failed.
-fn in_child(f: impl FnOnce() -> Result<(), String>) {
-    let (read, write) = nix::unistd::pipe().unwrap();
-    // SAFETY: the child only runs `f` and exits with _exit; it never returns into the harness.
-    match unsafe { nix::unistd::fork() }.unwrap() {
-        ForkResult::Child => {
-            drop(read);
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let (code, msg) = match outcome {
-                Ok(Ok(())) => (0, String::new()),
-                Ok(Err(m)) => (1, m),
-                Err(_) => (2, "panicked".to_string()),
-            };
-            let _ = nix::unistd::write(&write, msg.as_bytes());
-            // SAFETY: leave without running the harness's destructors or atexit handlers.
-            unsafe { libc::_exit(code) };
-        }
-        ForkResult::Parent { child } => {
-            drop(write);
-            let status = waitpid(child, None).unwrap();
-            let mut msg = String::new();
-            let _ = std::io::Read::read_to_string(&mut fs::File::from(read), &mut msg);
-            assert_eq!(status, WaitStatus::Exited(child, 0), "child failed: {msg}");
-        }
-    }
-}
-
-fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> Result<T, String> {
-    r.map_err(|e| format!("{what}: {e}"))
-}
-
-fn check(cond: bool, what: &str) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(what.to_string()) }
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = PathBuf::from(format!("/tmp/podlab-prim-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
-}
-
 #[test]
 fn mounts_in_a_private_namespace() {
-    let dir = scratch("mounts");
-    let d = dir.clone();
+    let t = common::TestRoot::new("prim-mounts");
+    let d = t.dir.clone();
     in_child(move || {
         ok(namespace::unshare(&[Namespace::Mount]), "unshare")?;
         ok(mount::make_private(Path::new("/"), true), "make-rprivate")?;
@@ -112,8 +71,7 @@ fn mounts_in_a_private_namespace() {
     });
     // The child's mounts never reached the host's table.
     let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!host.contains(dir.to_str().unwrap()), "a mount leaked to the host namespace");
-    fs::remove_dir_all(&dir).unwrap();
+    assert!(!host.contains(t.dir.to_str().unwrap()), "a mount leaked to the host namespace");
 }
 
 #[test]
