@@ -23,8 +23,10 @@ pub fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
+        "arm" => "arm",
         "x86" => "386",
         "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
         other => other,
     }
 }

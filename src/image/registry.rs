@@ -53,14 +53,11 @@ pub struct TargetPlatform {
 impl TargetPlatform {
     /// linux + this machine's architecture, in OCI's names (x86_64 → amd64, aarch64 → arm64/v8).
     pub fn host() -> Self {
-        let (arch, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "aarch64" => ("arm64", Some("v8")),
-            "arm" => ("arm", Some("v7")),
-            "x86" => ("386", None),
-            "powerpc64" => ("ppc64le", None),
-            "loongarch64" => ("loong64", None),
-            other => (other, None),
+        let arch = super::host_arch();
+        let variant = match arch {
+            "arm64" => Some("v8"),
+            "arm" => Some("v7"),
+            _ => None,
         };
         TargetPlatform { os: "linux".into(), arch: arch.into(), variant: variant.map(String::from) }
     }
