@@ -3,9 +3,9 @@
 # calls apt-get when a package is missing.
 #
 #   scripts/install-deps.sh            build tools, BusyBox, iproute2, iptables, ... and Rust
-#   scripts/install-deps.sh --bench    also hyperfine, runc and jq (bench/run.sh)
+#   scripts/install-deps.sh --bench    also hyperfine, runc, crun, umoci and jq (bench/run.sh)
 #   scripts/install-deps.sh --vm       also qemu, cpio and jq (the cgroup v2 VM test lane)
-#   scripts/install-deps.sh --test     also docker-registry, skopeo and runc (registry and runtime tests)
+#   scripts/install-deps.sh --test     also docker-registry, skopeo, runc, podman, umoci (registry and runtime tests)
 set -euo pipefail
 
 # Edition 2024 needs Rust 1.85 or newer.
@@ -44,6 +44,7 @@ command -v apt-get >/dev/null 2>&1 ||
 # --- Packages ---------------------------------------------------------------------------
 packages=(
   build-essential pkg-config # cc and the linker for Rust, headers for native crates
+  libseccomp-dev             # the runtime's seccomp filters (the libseccomp crate links it)
   busybox-static             # the root filesystem of the labs and boxes
   iproute2 iptables          # ip, bridge; the service proxy's rules
   util-linux                 # unshare, nsenter, lsns, findmnt, mount
@@ -53,10 +54,10 @@ packages=(
   curl ca-certificates       # rustup, and registries later
 )
 if [ "$bench" = 1 ]; then
-  packages+=(hyperfine runc jq)
+  packages+=(hyperfine runc crun jq umoci)
 fi
 if [ "$test" = 1 ]; then
-  packages+=(docker-registry skopeo runc)
+  packages+=(docker-registry skopeo runc podman umoci)
 fi
 if [ "$vm" = 1 ]; then
   packages+=(qemu-system-x86 cpio jq)

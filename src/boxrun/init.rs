@@ -9,13 +9,11 @@
 use std::ffi::CString;
 use std::path::Path;
 
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::ForkResult;
 
 use super::BoxSpec;
-use super::channel::{Channel, Report};
 use crate::error::{Error, Result};
+use crate::primitives::channel::{Channel, Report};
 use crate::primitives::namespace::{self, Namespace};
 use crate::primitives::{chroot, mount};
 
@@ -84,8 +82,8 @@ fn run(spec: &BoxSpec, channel: &mut Channel) -> StepResult<i32> {
             if spec.detach {
                 to_dev_null(&[0, 1, 2]);
             }
-            forward_signals(child);
-            Ok(wait_for(child))
+            crate::primitives::process::forward_signals(child.as_raw());
+            Ok(crate::primitives::process::wait_status(child.as_raw()))
         }
     }
 }
@@ -252,37 +250,4 @@ fn set_parent_death_signal() {
     // If the init above us dies, so do we (and with pid 1, the whole pid namespace).
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a plain signal number.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-}
-
-static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
-extern "C" fn relay(sig: libc::c_int) {
-    let pid = CHILD.load(std::sync::atomic::Ordering::Relaxed);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-/// Pass terminal and termination signals on to the box's pid 1.
-fn forward_signals(child: Pid) {
-    CHILD.store(child.as_raw(), std::sync::atomic::Ordering::Relaxed);
-    let action = SigAction::new(SigHandler::Handler(relay), SaFlags::SA_RESTART, SigSet::empty());
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
-        // SAFETY: the handler only calls kill, which is async-signal-safe.
-        let _ = unsafe { signal::sigaction(sig, &action) };
-    }
-}
-
-/// Wait for `child` and turn its end into a shell-style exit code (128 + signal).
-pub(crate) fn wait_for(child: Pid) -> i32 {
-    loop {
-        match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => return code,
-            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return 125,
-        }
-    }
 }

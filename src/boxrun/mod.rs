@@ -6,7 +6,6 @@
 //! (the cgroup, the processes) is removed, also after Ctrl-C or SIGTERM. What is made is
 //! recorded first, so `podlab reset` can clean up even after `kill -9`.
 
-pub mod channel;
 pub mod init;
 
 use std::os::fd::AsRawFd;
@@ -21,11 +20,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::primitives::cgroup::{Cgroup, Limits};
+use crate::primitives::channel::{Channel, Report};
 use crate::primitives::namespace::{self, Namespace};
 use crate::primitives::record::{Record, Resource};
 use crate::quantity;
 use crate::state::StateDirs;
-use channel::{Channel, Report};
 
 /// What the box is: sent to `podlab __init` over the channel.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -279,14 +278,14 @@ fn spawn_init(child_end: &std::os::unix::net::UnixStream, detach: bool) -> Resul
     if detach {
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
     }
-    cmd.arg("__init").env(channel::FD_ENV, channel::CHILD_FD.to_string());
+    cmd.arg("__init").env(crate::primitives::channel::FD_ENV, crate::primitives::channel::CHILD_FD.to_string());
     // SAFETY: only async-signal-safe calls (dup2, fcntl, prctl) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if fd == channel::CHILD_FD {
+            if fd == crate::primitives::channel::CHILD_FD {
                 let flags = libc::fcntl(fd, libc::F_GETFD);
                 libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-            } else if libc::dup2(fd, channel::CHILD_FD) < 0 {
+            } else if libc::dup2(fd, crate::primitives::channel::CHILD_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             if detach {

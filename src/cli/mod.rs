@@ -33,6 +33,13 @@ enum Commands {
     /// Guided labs: list, show, check, solve and reset them.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// The OCI runtime with runc's command line (create, start, state, kill, delete, run, exec,
+    /// list, ps, pause, resume, spec, features). `podlab runtime --help` lists it all.
+    #[command(disable_help_flag = true)]
+    Runtime {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Build a root filesystem from a recipe shipped with podlab (busybox).
     Rootfs {
         /// Recipe name.
@@ -51,8 +58,36 @@ enum Commands {
     },
 }
 
+/// `podlab [--root DIR] [--explain] runtime ARGS...`: everything after `runtime` is runc's
+/// command line, whose own `--root` must not be taken for podlab's global one.
+fn runtime_args() -> Option<(Option<PathBuf>, bool, Vec<std::ffi::OsString>)> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let (mut root, mut explain, mut i) = (std::env::var_os("PODLAB_ROOT").map(PathBuf::from), false, 0);
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        match a.as_ref() {
+            "--explain" => explain = true,
+            "--root" => {
+                root = Some(PathBuf::from(args.get(i + 1)?));
+                i += 1;
+            }
+            "runtime" => return Some((root, explain, args[i + 1..].to_vec())),
+            other if other.starts_with("--root=") => root = Some(PathBuf::from(&other["--root=".len()..])),
+            _ => return None,
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Parse the command line, run it, and return the process exit code.
 pub fn main() -> i32 {
+    if let Some((root, explain, args)) = runtime_args() {
+        podlab::explain::set_enabled(explain);
+        let dirs = podlab::state::StateDirs::from_option(root.as_deref());
+        let argv = std::iter::once(std::ffi::OsString::from("podlab runtime")).chain(args);
+        return podlab::runtime::cli::main_with(argv, dirs.run.join("runtime"));
+    }
     let cli = Cli::parse();
     podlab::explain::set_enabled(cli.explain);
     let dirs = podlab::state::StateDirs::from_option(cli.root.as_deref());
@@ -66,6 +101,11 @@ pub fn main() -> i32 {
                 0
             })
             .map_err(Into::into),
+        Commands::Runtime { args } => {
+            // Reached only through paths runtime_args() does not recognise.
+            let argv = std::iter::once(std::ffi::OsString::from("podlab runtime")).chain(args);
+            Ok(podlab::runtime::cli::main_with(argv, dirs.run.join("runtime")))
+        }
         Commands::Doctor => doctor::run(),
         Commands::Reset => reset(&dirs),
         Commands::Completions { shell } => {

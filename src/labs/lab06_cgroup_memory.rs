@@ -54,7 +54,7 @@ pub fn solve(_ctx: &Ctx) -> Result<()> {
     spawn_detached(&["/bin/sleep", "3600"], Some(&cg), None)?;
     let hog = spawn_detached(&["/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"], Some(&cg), None)?;
     // Wait for the kernel to kill it (it is our child: reap it).
-    let code = crate::boxrun::init::wait_for(nix::unistd::Pid::from_raw(hog));
+    let code = crate::primitives::process::wait_status(hog);
     if code != 137 || cg.stats().oom_kills == 0 {
         return Err(Error::invalid(format!("expected the OOM killer to kill dd (exit 137), got exit {code}")));
     }

@@ -29,6 +29,12 @@ pub fn pivot_root(new_root: &Path) -> Result<()> {
         return Err(Error::Missing(format!("root filesystem {} is not a directory", new_root.display())));
     }
     super::mount::bind(new_root, new_root, false)?;
+    pivot_into(new_root)
+}
+
+/// pivot_root into `new_root`, which must already be a mount point (the runtime bind-mounts
+/// the rootfs recursively and mounts the spec's mounts under it before pivoting).
+pub fn pivot_into(new_root: &Path) -> Result<()> {
     explain::say(format!("cd {}", new_root.display()));
     nix::unistd::chdir(new_root).sys(|| format!("chdir {}", new_root.display()))?;
     explain::say("pivot_root . .");

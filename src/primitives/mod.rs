@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod channel;
 pub mod chroot;
 pub mod link;
 pub mod mount;
@@ -12,3 +13,4 @@ pub mod netns;
 pub mod proc;
 pub mod process;
 pub mod record;
+pub mod seccomp;

@@ -20,6 +20,18 @@ fn mount_raw(source: &str, target: &Path, fstype: Option<&str>, flags: MsFlags, 
     })
 }
 
+/// `mount -t FSTYPE -o DATA SOURCE TARGET` with raw mount flags: the general form the
+/// runtime uses for the mounts a config.json lists.
+pub fn mount_fs(source: &str, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    explain::say(format!(
+        "mount{}{} {source} {}",
+        fstype.map(|t| format!(" -t {t}")).unwrap_or_default(),
+        data.filter(|d| !d.is_empty()).map(|d| format!(" -o {d}")).unwrap_or_default(),
+        target.display()
+    ));
+    mount_raw(source, target, fstype, flags, data)
+}
+
 /// `mount --make-rprivate PATH` (or `--make-private` when not recursive).
 pub fn make_private(path: &Path, recursive: bool) -> Result<()> {
     let flag = if recursive { "--make-rprivate" } else { "--make-private" };

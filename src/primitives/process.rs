@@ -115,3 +115,41 @@ pub fn set_ids(uid: u32, gid: u32, additional_gids: &[u32]) -> Result<()> {
     nix::unistd::setgid(Gid::from_raw(gid)).sys(|| format!("setgid({gid}) (needs CAP_SETGID)"))?;
     nix::unistd::setuid(Uid::from_raw(uid)).sys(|| format!("setuid({uid}) (needs CAP_SETUID)"))
 }
+
+static CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn relay(sig: libc::c_int) {
+    let pid = CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Pass terminal and termination signals (INT, TERM, HUP, QUIT, USR1, USR2) on to `pid`,
+/// as a container's parent does for its pid 1.
+pub fn forward_signals(pid: i32) {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    CHILD.store(pid, std::sync::atomic::Ordering::Relaxed);
+    let action = SigAction::new(SigHandler::Handler(relay), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2] {
+        // SAFETY: the handler only calls kill, which is async-signal-safe.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+/// Wait for child `pid` and turn its end into a shell-style exit code: the exit status, or
+/// 128 + the signal that killed it (125 if it cannot be waited for).
+pub fn wait_status(pid: i32) -> i32 {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    let pid = nix::unistd::Pid::from_raw(pid);
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 125,
+        }
+    }
+}

@@ -5,5 +5,20 @@
 //! and the root filesystem it names (usually `rootfs/`). A runtime reads the spec, creates the
 //! namespaces and cgroup, mounts the root and pivots into it, then execs the process; it
 //! knows nothing of images or pods, which is why Kubernetes can swap runtimes freely.
+//!
+//! Files: [`spec`] (config.json), [`state`] (the state directory and OCI states), [`container`]
+//! (the lifecycle commands), [`init`] (the container's first process), [`rootfs`] and
+//! [`cgroupfs`] (mounts), [`process`] (user, capabilities, seccomp, exec), [`cgroups`]
+//! (resources), [`exe`] (the read-only re-exec), [`cli`] (runc's command line).
 
+pub mod cgroupfs;
+pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod exe;
+pub mod features;
+pub mod init;
+pub mod process;
+pub mod rootfs;
 pub mod spec;
+pub mod state;

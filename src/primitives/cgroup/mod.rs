@@ -117,9 +117,19 @@ pub trait Backend: Send + Sync {
     fn procs(&self, rel: &Path) -> Vec<i32>;
     /// The cgroup of `pid` on this version's tree, relative to the root.
     fn cgroup_of(&self, pid: i32) -> Option<PathBuf>;
+    /// Freeze (`true`) or thaw every process in the cgroup: v1 `freezer.state`
+    /// FROZEN/THAWED, v2 `cgroup.freeze` 1/0. Returns once the kernel reports the new state.
+    fn set_frozen(&self, rel: &Path, frozen: bool) -> Result<()>;
+    /// Whether the cgroup is frozen.
+    fn frozen(&self, rel: &Path) -> bool;
+    /// Device access rules in order, each (allow?, `type major:minor access`), e.g.
+    /// (false, `a`) then (true, `c 1:3 rwm`). v1 writes `devices.deny`/`devices.allow`; v2 has
+    /// no files for this (it needs an eBPF program) and reports [`Error::Missing`].
+    fn set_device_rules(&self, rel: &Path, rules: &[(bool, String)]) -> Result<()>;
 }
 
 /// A cgroup on the host's backend: create, limit, join, watch and remove it.
+#[derive(Clone)]
 pub struct Cgroup {
     backend: &'static dyn Backend,
     rel: PathBuf,
@@ -194,6 +204,32 @@ impl Cgroup {
     /// Usage counters.
     pub fn stats(&self) -> Stats {
         self.backend.stats(&self.rel)
+    }
+
+    /// Freeze or thaw the cgroup (`podlab runtime pause/resume`).
+    pub fn set_frozen(&self, frozen: bool) -> Result<()> {
+        let (file, value) = match (self.backend.version(), frozen) {
+            (Version::V1, true) => ("freezer.state", "FROZEN"),
+            (Version::V1, false) => ("freezer.state", "THAWED"),
+            (Version::V2, true) => ("cgroup.freeze", "1"),
+            (Version::V2, false) => ("cgroup.freeze", "0"),
+        };
+        explain::say(format!("echo {value} > {}", self.rel.join(file).display()));
+        self.backend.set_frozen(&self.rel, frozen)
+    }
+
+    /// Whether the cgroup is frozen.
+    pub fn frozen(&self) -> bool {
+        self.backend.frozen(&self.rel)
+    }
+
+    /// Allow and deny device access (see [`Backend::set_device_rules`]).
+    pub fn set_device_rules(&self, rules: &[(bool, String)]) -> Result<()> {
+        for (allow, rule) in rules {
+            let file = if *allow { "devices.allow" } else { "devices.deny" };
+            explain::say(format!("echo '{rule}' > {}", self.rel.join(file).display()));
+        }
+        self.backend.set_device_rules(&self.rel, rules)
     }
 
     /// Processes in the cgroup and all its children.

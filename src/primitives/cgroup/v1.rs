@@ -12,8 +12,12 @@ use std::sync::OnceLock;
 use super::{Backend, Stats, Version, keyed, mkdir_p, read, read_procs, read_u64, write};
 use crate::error::{Error, Result};
 
-/// The controllers podlab uses on v1.
+/// The controllers podlab needs on v1.
 pub const CONTROLLERS: [&str; 4] = ["cpu", "cpuacct", "memory", "pids"];
+
+/// Controllers podlab uses when they are mounted: freezer (pause/resume) and devices
+/// (which device nodes a container may open or create).
+pub const OPTIONAL: [&str; 2] = ["freezer", "devices"];
 
 /// The cgroup v1 backend.
 pub struct V1;
@@ -24,9 +28,9 @@ fn mounts() -> &'static Vec<(String, PathBuf)> {
     MOUNTS.get_or_init(|| {
         let table = crate::primitives::mount::mountinfo(None).unwrap_or_default();
         let mut found = Vec::new();
-        for controller in CONTROLLERS {
+        for controller in CONTROLLERS.iter().chain(OPTIONAL.iter()) {
             let hit = table.iter().find(|m| {
-                m.fstype == "cgroup" && m.root == Path::new("/") && m.super_options.split(',').any(|o| o == controller)
+                m.fstype == "cgroup" && m.root == Path::new("/") && m.super_options.split(',').any(|o| o == *controller)
             });
             if let Some(m) = hit {
                 found.push((controller.to_string(), m.mount_point.clone()));
@@ -64,6 +68,11 @@ impl Backend for V1 {
     fn create(&self, rel: &Path) -> Result<()> {
         for controller in CONTROLLERS {
             mkdir_p(&need(controller, rel)?)?;
+        }
+        for controller in OPTIONAL {
+            if let Some(d) = dir(controller, rel) {
+                mkdir_p(&d)?;
+            }
         }
         Ok(())
     }
@@ -149,6 +158,32 @@ impl Backend for V1 {
         all.sort_unstable();
         all.dedup();
         all
+    }
+
+    fn set_frozen(&self, rel: &Path, frozen: bool) -> Result<()> {
+        let file = need("freezer", rel)?.join("freezer.state");
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        // Freezing may pass through FREEZING while tasks stop; ask again until it settles.
+        for _ in 0..1000 {
+            write(&file, want)?;
+            if read(&file)? == want {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(Error::invalid(format!("{} did not become {want}", file.display())))
+    }
+
+    fn frozen(&self, rel: &Path) -> bool {
+        dir("freezer", rel).and_then(|d| read(&d.join("freezer.state")).ok()).is_some_and(|s| s != "THAWED")
+    }
+
+    fn set_device_rules(&self, rel: &Path, rules: &[(bool, String)]) -> Result<()> {
+        let d = need("devices", rel)?;
+        for (allow, rule) in rules {
+            write(&d.join(if *allow { "devices.allow" } else { "devices.deny" }), rule)?;
+        }
+        Ok(())
     }
 
     fn cgroup_of(&self, pid: i32) -> Option<PathBuf> {

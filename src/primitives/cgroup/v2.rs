@@ -37,6 +37,29 @@ fn enable_controllers(parent: &Path) -> Result<()> {
 }
 
 impl Backend for V2 {
+    fn set_frozen(&self, rel: &Path, frozen: bool) -> Result<()> {
+        write(&dir(rel).join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+        // cgroup.events says "frozen 1" once every task has stopped.
+        let want = u64::from(frozen);
+        for _ in 0..1000 {
+            if keyed(&dir(rel).join("cgroup.events"), "frozen") == Some(want) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Err(crate::error::Error::invalid(format!("{} did not become frozen={want}", rel.display())))
+    }
+
+    fn frozen(&self, rel: &Path) -> bool {
+        read(&dir(rel).join("cgroup.freeze")).is_ok_and(|s| s == "1")
+    }
+
+    fn set_device_rules(&self, _rel: &Path, _rules: &[(bool, String)]) -> Result<()> {
+        Err(crate::error::Error::Missing(
+            "device rules on cgroup v2 need an eBPF program, which podlab does not load yet".into(),
+        ))
+    }
+
     fn version(&self) -> Version {
         Version::V2
     }

@@ -1,4 +1,4 @@
-//! The channel between podlab and the container init it re-executes.
+//! The channel between podlab and an init process it re-executes (box or container).
 //!
 //! The kernel refuses to move a multi-threaded process into a new mount or user namespace,
 //! so the process that builds the box is a fresh, single-threaded `podlab __init`. Parent
