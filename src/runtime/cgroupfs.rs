@@ -55,8 +55,8 @@ pub fn mount(
                 Error::invalid(format!("mount the {name} cgroup hierarchy at {}: {e}", shown.join(&name).display()))
             })?;
         } else {
-            let key =
-                subsystems.iter().find(|s| !s.starts_with("name=") && **s != "xattr").copied().unwrap_or(name.as_str());
+            // /proc/self/cgroup names a hierarchy by its controllers or by "name=systemd".
+            let key = subsystems.iter().find(|s| **s != "xattr").copied().unwrap_or(name.as_str());
             let own = own_v1_dir(key)?;
             bind(&m.mount_point.join(own), &dir, &shown.join(&name), ro, base)?;
         }

@@ -184,13 +184,14 @@ impl Runtime {
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let c = match Container::load(&self.root, id) {
             Ok(c) => c,
-            Err(Error::Missing(m)) if force => {
-                // A create that died half-way leaves a directory without state: --force cleans it.
+            Err(Error::Missing(_)) if force => {
+                // Like runc: --force on a container that is gone succeeds (podman's cleanup
+                // relies on it); a create that died half-way may have left a directory.
                 let dir = self.state_dir(id);
                 if dir.exists() {
                     return std::fs::remove_dir_all(&dir).ctx("remove", &dir);
                 }
-                return Err(Error::Missing(m));
+                return Ok(());
             }
             Err(e) => return Err(e),
         };
@@ -325,10 +326,14 @@ impl Runtime {
                 Some(Report::Failed { step, message, .. }) => return Err(Error::Child { step, message }),
                 _ => return Err(Error::invalid("exec: the process ended before it started")),
             };
+            let _ = spawned.child.wait();
+            // EOF: the program was exec'd (the channel is close-on-exec); or a failure report.
+            if let Some(Report::Failed { step, message, .. }) = spawned.channel.recv::<Report>()? {
+                return Err(Error::Child { step, message });
+            }
             if let Some(file) = &opts.pid_file {
                 write_pid_file(file, pid)?;
             }
-            let _ = spawned.child.wait();
             return Ok(0);
         }
         crate::primitives::process::forward_signals(spawned.child.id() as i32);

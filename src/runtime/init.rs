@@ -341,7 +341,8 @@ fn exec(job: &ExecJob, channel: &mut Channel) -> Step<i32> {
         process::setup_process(proc_)?;
         let program = process::prepare(&job.spec, proc_)?;
         process::before_exec(proc_, &program, job.preserve_fds)?;
-        if !job.wait {
+        if !job.wait && !pid_ns {
+            // Without a pid namespace our own pid is the host's view.
             step("report the pid", channel.send(&Report::Pid { pid: std::process::id() as i32 }))?;
         }
         match process::seccomp_and_exec(proc_, &program) {
@@ -361,6 +362,9 @@ fn exec(job: &ExecJob, channel: &mut Channel) -> Step<i32> {
         },
         Ok(ForkResult::Parent { child }) => {
             if !job.wait {
+                // The child's pid as the host sees it (inside, it has another number). It is
+                // reparented to the caller's subreaper (conmon) when we exit.
+                step("report the pid", channel.send(&Report::Pid { pid: child.as_raw() }))?;
                 return Ok(0);
             }
             // Stay to pass signals on and to hand the exit status up.

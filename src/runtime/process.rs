@@ -130,7 +130,9 @@ fn lookup(name: &str, path: Option<&str>, cwd: &Path) -> Result<PathBuf> {
         if runnable(&p) {
             return Ok(p);
         }
-        return Err(Error::invalid(format!("exec: {name:?}: no such executable file in the container")));
+        // runc's wording: podman maps "no such file or directory" to exit code 127.
+        let why = if p.exists() { "permission denied" } else { "no such file or directory" };
+        return Err(Error::invalid(format!("exec: {name:?}: stat {}: {why}", p.display())));
     }
     let search = path.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     for dir in search.split(':').filter(|d| !d.is_empty()) {

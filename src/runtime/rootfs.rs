@@ -217,6 +217,9 @@ fn mount_one(root_fd: &OwnedFd, root: &Path, bundle: &Path, m: &Mount, cgroup_ns
         ));
         nix::mount::mount(Some(&source), at.as_str(), None::<&str>, flags, None::<&str>)
             .map_err(|e| Error::sys(format!("bind {} on {}", source.display(), shown.display()), e))?;
+        // The fd still holds what is under the new mount: open the mount itself.
+        let target = resolve(root_fd, dest, if meta.is_dir() { Kind::Dir } else { Kind::File }, false)?;
+        let at = fd_path(&target);
         if !opts.flags.is_empty() {
             // A bind mount takes its flags only on a remount; keep the ones the source has locked.
             let locked = locked_flags(&source);
@@ -247,9 +250,9 @@ fn mount_one(root_fd: &OwnedFd, root: &Path, bundle: &Path, m: &Mount, cgroup_ns
         Error::Sys { source: errno, .. } => Error::sys(format!("mount -t {typ} {source} {}", shown.display()), errno),
         other => other,
     })?;
+    let now = resolve(root_fd, dest, Kind::Dir, strict)?;
     if strict {
         let want = if typ == "proc" { nix::sys::statfs::PROC_SUPER_MAGIC } else { nix::sys::statfs::SYSFS_MAGIC };
-        let now = resolve(root_fd, dest, Kind::Dir, true)?;
         let fs = nix::sys::statfs::fstatfs(&now).map_err(|e| Error::sys(format!("statfs {}", shown.display()), e))?;
         if fs.filesystem_type() != want {
             return Err(Error::invalid(format!(
@@ -258,7 +261,7 @@ fn mount_one(root_fd: &OwnedFd, root: &Path, bundle: &Path, m: &Mount, cgroup_ns
             )));
         }
     }
-    propagate(&at, &shown, opts.propagation)
+    propagate(&fd_path(&now), &shown, opts.propagation)
 }
 
 fn propagate(at: &str, shown: &Path, flags: MsFlags) -> Result<()> {
