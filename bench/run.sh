@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks, in two tables, each measured in ONE hyperfine run and printed as Markdown:
+# Benchmarks, in three tables, each measured in ONE hyperfine run and printed as Markdown:
 #
 # 1. box start-up: how long does it take to start a process in a fresh set of namespaces
 #    and a BusyBox root filesystem, with podlab and with runc, against a floor made of the
@@ -7,16 +7,21 @@
 # 2. image pull + unpack: how long does it take to pull a multi-layer image from a local
 #    registry and unpack its layers, with `podlab image pull` and with the pair
 #    `skopeo copy` + `umoci unpack`, cold (empty store) and warm (image already there)?
+# 3. OCI runtime lifecycle: create + start + wait + delete of /bin/true in a BusyBox bundle
+#    with podlab-runtime, runc and crun (the same config.json, from `runc spec`), both as one
+#    `run` and as four separate commands, against the `unshare ... chroot` floor.
 #
 #   sudo bench/run.sh              both tables (from anywhere; it works from the repository root)
 #   sudo bench/run.sh box          only the box start-up table
 #   sudo bench/run.sh image        only the image pull + unpack table
+#   sudo bench/run.sh runtime      only the runtime lifecycle table
 #
 # Environment:
 #   RUNS=30              measured runs per command (after 3 warm-up runs; 1 for images)
 #   IMAGE_RUNS=N         measured runs per command of the image table (default: RUNS)
 #   CARGO_TARGET_DIR     where cargo builds podlab (default: target)
-#   PODLAB=/path/podlab  use this binary instead of building one (no cargo build)
+#   PODLAB=/path/podlab  use this binary instead of building one (no cargo build); the
+#                        runtime table uses podlab-runtime from the same directory
 #   KEEP_JSON=FILE       also copy hyperfine's JSON results to FILE (the image table's
 #                        to FILE-image.json when both tables run)
 #
@@ -29,10 +34,10 @@ cd "$(dirname "$0")/.."
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
-usage="usage: bench/run.sh [box|image|all]   (default: all)"
+usage="usage: bench/run.sh [box|image|runtime|all]   (default: all)"
 WHAT=${1:-all}
 case "$WHAT" in
-  all | box | image) ;;
+  all | box | image | runtime) ;;
   -h | --help) echo "$usage"; exit 0 ;;
   *) die "unknown benchmark '$WHAT'; $usage" ;;
 esac
@@ -72,6 +77,14 @@ cleanup() {
       runc --root "$TMP/runc" delete -f "$id" >/dev/null 2>&1 || true
     done
   fi
+  local rt
+  for rt in podlab runc crun; do
+    [ -d "$TMP/rt-$rt" ] || continue
+    for id in "$TMP/rt-$rt"/*; do
+      [ -d "$id" ] || continue
+      runtime_cmd "$rt" delete -f "${id##*/}" >/dev/null 2>&1 || true
+    done
+  done
   if [ -n "$REGISTRY_PID" ]; then
     kill "$REGISTRY_PID" 2>/dev/null || true
     wait "$REGISTRY_PID" 2>/dev/null || true
@@ -486,13 +499,127 @@ table_image() {
   print_image_table
 }
 
+# === Table 3: OCI runtime lifecycle =====================================================
+# crun 1.8 refuses to run on a hybrid cgroup layout (v1 controllers + /sys/fs/cgroup/unified):
+# "cgroups in hybrid mode not supported". The whole table is therefore measured inside one
+# private mount namespace where /sys/fs/cgroup/unified is unmounted — for every runtime, so
+# they all run under the same conditions (the host's mount table is not touched).
+
+# runtime_cmd NAME ARGS...: the runtime called NAME with its own state root under $TMP.
+runtime_cmd() {
+  local name=$1
+  shift
+  case "$name" in
+    podlab) "$PODLAB_RUNTIME" --root "$TMP/rt-podlab" "$@" ;;
+    runc) runc --root "$TMP/rt-runc" "$@" ;;
+    crun) crun --root "$TMP/rt-crun" "$@" ;;
+  esac
+}
+
+# The split lifecycle as one script: create, start, wait for the init to exit (it is not
+# our child: watch /proc/PID until it is gone or a zombie), delete.
+write_lifecycle_script() {
+  cat >"$TMP/lifecycle.sh" <<'SCRIPT'
+#!/bin/sh
+# lifecycle.sh RUNTIME-BINARY ROOT BUNDLE ID
+set -e
+rt=$1 root=$2 bundle=$3 id=$4
+"$rt" --root "$root" create --bundle "$bundle" --pid-file "$root.pid" "$id" </dev/null
+read -r pid <"$root.pid" || true
+"$rt" --root "$root" start "$id"
+while [ -e "/proc/$pid" ]; do
+  read -r _ _ state _ <"/proc/$pid/stat" 2>/dev/null || break
+  [ "$state" = Z ] && break
+done
+"$rt" --root "$root" delete "$id"
+SCRIPT
+  chmod +x "$TMP/lifecycle.sh"
+}
+
+bench_runtimes() {
+  local name bin
+  mkdir -p "$BUNDLE" "$TMP/rt-podlab" "$TMP/rt-runc" "$TMP/rt-crun"
+  (cd "$BUNDLE" && runc spec)
+  jq --arg root "$ROOTFS" \
+    '.root.path = $root | .process.terminal = false | .process.args = ["/bin/true"]' \
+    "$BUNDLE/config.json" >"$BUNDLE/config.json.new"
+  mv "$BUNDLE/config.json.new" "$BUNDLE/config.json"
+  write_lifecycle_script
+  add "floor: unshare + chroot" \
+    "unshare --fork --pid --mount --uts --ipc --net chroot $ROOTFS /bin/true"
+  for name in podlab runc crun; do
+    case "$name" in
+      podlab) bin=$PODLAB_RUNTIME ;;
+      runc) bin=$(command -v runc) ;;
+      crun) bin=$(command -v crun) ;;
+    esac
+    add "$name run" "$bin --root $TMP/rt-$name run -b $BUNDLE bench-$name"
+  done
+  for name in podlab runc crun; do
+    case "$name" in
+      podlab) bin=$PODLAB_RUNTIME ;;
+      runc) bin=$(command -v runc) ;;
+      crun) bin=$(command -v crun) ;;
+    esac
+    add "$name create+start+wait+delete" "$TMP/lifecycle.sh $bin $TMP/rt-$name $BUNDLE bench-$name-split"
+  done
+}
+
+# Rows: floor, podlab/runc/crun run, podlab/runc/crun split.
+print_runtime_table() {
+  local i ref
+  echo
+  echo "| command | mean (ms) | ± σ (ms) | × floor | × runc | × crun |"
+  echo "|---------|----------:|---------:|--------:|-------:|-------:|"
+  for i in "${!NAMES[@]}"; do
+    ref=$(( i == 0 ? 1 : (i - 1) - (i - 1) % 3 + 1 )) # the podlab row of the same kind
+    awk -v name="${NAMES[$i]}" -v m="${MEAN[$i]}" -v s="${SD[$i]}" -v f="${MEAN[0]}" \
+      -v r="${MEAN[$((ref + 1))]}" -v c="${MEAN[$((ref + 2))]}" -v first="$i" 'BEGIN {
+        if (first == 0) { printf "| %s | %.2f | %.2f | 1.00 | - | - |\n", name, m * 1000, s * 1000; exit }
+        printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", name, m * 1000, s * 1000, m / f, m / r, m / c
+      }'
+  done
+  echo
+  for i in 1 4; do
+    awk -v kind="$([ "$i" = 1 ] && echo "run" || echo "create+start+wait+delete")" \
+      -v p="${MEAN[$i]}" -v c="${MEAN[$((i + 2))]}" -v f="${MEAN[0]}" 'BEGIN {
+      printf "%s: podlab %.2f × crun (goal ≤ 1.0: %s), %.2f × the floor (goal ≤ 2.0: %s).\n",
+        kind, p / c, (p <= c) ? "met" : "NOT met", p / f, (p <= 2 * f) ? "met" : "NOT met"
+    }'
+  done
+  print_commands
+}
+
+table_runtime() {
+  if [ -z "${PODLAB_BENCH_PRIVATE:-}" ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+    say "hybrid cgroups: measuring in a private mount namespace without /sys/fs/cgroup/unified (for crun)"
+    # shellcheck disable=SC2016 # $0 is expanded by the inner shell
+    PODLAB_BENCH_PRIVATE=1 PODLAB="$PODLAB" unshare --mount --propagation private \
+      sh -c 'umount /sys/fs/cgroup/unified && exec "$0" runtime' "$(realpath "$0")"
+    return
+  fi
+  new_table
+  say "building a BusyBox root filesystem in $ROOTFS"
+  sh images/busybox/build.sh "$ROOTFS" >&2
+  bench_runtimes
+  measure "$TMP/runtime.json" 3 "$RUNS"
+  keep_json "$TMP/runtime.json" runtime
+  read_results "$TMP/runtime.json"
+
+  echo "## OCI runtime lifecycle"
+  echo
+  machine "$(runc --version | head -1), $(crun --version | head -1); $RUNS runs after 3 warm-up runs${PODLAB_BENCH_PRIVATE:+; /sys/fs/cgroup/unified unmounted in a private mount namespace}"
+  print_runtime_table
+}
+
 # --- Main -------------------------------------------------------------------------------
 main() {
   local packages=(hyperfine jq)
   case "$WHAT" in
-    all) packages+=(runc busybox-static docker-registry skopeo umoci curl) ;;
+    all) packages+=(runc crun busybox-static docker-registry skopeo umoci curl) ;;
     box) packages+=(runc busybox-static) ;;
     image) packages+=(busybox-static docker-registry skopeo umoci curl) ;;
+    runtime) packages+=(runc crun busybox-static) ;;
   esac
   ensure_packages "${packages[@]}"
 
@@ -506,15 +633,20 @@ main() {
     PODLAB=${CARGO_TARGET_DIR:-target}/release/podlab
   fi
   PODLAB=$(realpath "$PODLAB")
+  PODLAB_RUNTIME=$(dirname "$PODLAB")/podlab-runtime
+  [ -x "$PODLAB_RUNTIME" ] || die "$PODLAB_RUNTIME not found next to $PODLAB"
 
   case "$WHAT" in
     all)
       table_box
       echo
       table_image
+      echo
+      table_runtime
       ;;
     box) table_box ;;
     image) table_image ;;
+    runtime) table_runtime ;;
   esac
 }
 

@@ -30,7 +30,7 @@ cargo test --locked --no-fail-fast
 echo "== leak check after the host run"
 scripts/leakcheck.sh
 
-# The cgroup v2 lane: the same cgroup, box-limit and cgroup-lab tests in a pure v2 VM.
+# The cgroup v2 lane: the same cgroup, box-limit, runtime and cgroup-lab tests in a pure v2 VM.
 VM=../shared/scripts/cgroup2-vm.sh
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
   echo "== cgroup v2 lane: this host is cgroup v2, the run above covered it"
@@ -40,27 +40,28 @@ else
   echo "== cgroup v2 lane: cgroup tests inside a pure cgroup v2 VM"
   bins=$(cargo test --locked --no-run --message-format=json 2>/dev/null |
     jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and (.target.kind | index("test")))
-           | select(.target.name == "cgroup" or .target.name == "box_limits" or .target.name == "labs")
+           | select(.target.name == "cgroup" or .target.name == "box_limits" or .target.name == "labs" or .target.name == "runtime")
            | "\(.target.name)=\(.executable)"')
-  if [ "$(echo "$bins" | wc -w)" != 3 ]; then
-    echo "cgroup v2 lane: cannot find the cgroup, box_limits and labs test binaries (got: $bins)" >&2
+  if [ "$(echo "$bins" | wc -w)" != 4 ]; then
+    echo "cgroup v2 lane: cannot find the cgroup, box_limits, labs and runtime test binaries (got: $bins)" >&2
     exit 1
   fi
   # Copies in the project directory, which the VM shares at the same path (the build
   # cache may be somewhere the VM does not see, such as /tmp).
   vmbin="$PWD/.vm-bin"
   rm -rf "$vmbin" && mkdir -p "$vmbin"
-  cp "$CARGO_TARGET_DIR/debug/podlab" "$vmbin/podlab"
+  cp "$CARGO_TARGET_DIR/debug/podlab" "$CARGO_TARGET_DIR/debug/podlab-runtime" "$vmbin/"
   script="set -e"
   for b in $bins; do
     name=${b%%=*}; exe=${b#*=}
     cp "$exe" "$vmbin/$name"
     case $name in
-      labs) script="$script; $vmbin/$name --test-threads=1 lab05 lab06" ;;
+      labs) script="$script; $vmbin/$name --test-threads=1 lab05 lab06 lab08" ;;
       *) script="$script; $vmbin/$name" ;;
     esac
   done
-  bash "$VM" -C "$PWD" -m 2048 -t 900 -e PODLAB_BIN="$vmbin/podlab" -- sh -c "$script"
+  bash "$VM" -C "$PWD" -m 2048 -t 900 -e PODLAB_BIN="$vmbin/podlab" -e PODLAB_RUNTIME_BIN="$vmbin/podlab-runtime" \
+    -- sh -c "$script"
   rm -rf "$vmbin"
 fi
 echo "== all tests passed"

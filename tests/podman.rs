@@ -22,7 +22,18 @@ struct Podman {
 
 impl Podman {
     fn new(s: &Path) -> Podman {
-        for d in ["etc", "root", "runroot", "tmp", "home/.config/containers", "xdg/run", "networks", "hooks", "cache", "vartmp"] {
+        for d in [
+            "etc",
+            "root",
+            "runroot",
+            "tmp",
+            "home/.config/containers",
+            "xdg/run",
+            "networks",
+            "hooks",
+            "cache",
+            "vartmp",
+        ] {
             std::fs::create_dir_all(s.join(d)).unwrap();
         }
         // Without CAP_SYS_RESOURCE a runtime cannot raise rlimits past the caller's hard limit,
@@ -66,12 +77,17 @@ runtime_supports_json = ["crun", "runc", "podlab-runtime"]
             format!("[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/root\"\nrunroot = \"{0}/runroot\"\n", s.display()),
         )
         .unwrap();
-        std::fs::write(s.join("etc/registries.conf"), "unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n")
-            .unwrap();
+        std::fs::write(
+            s.join("etc/registries.conf"),
+            "unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n",
+        )
+        .unwrap();
         let accept = r#"{"":[{"type":"insecureAcceptAnything"}]}"#;
         std::fs::write(
             s.join("home/.config/containers/policy.json"),
-            format!(r#"{{"default":[{{"type":"reject"}}],"transports":{{"oci":{accept},"containers-storage":{accept}}}}}"#),
+            format!(
+                r#"{{"default":[{{"type":"reject"}}],"transports":{{"oci":{accept},"containers-storage":{accept}}}}}"#
+            ),
         )
         .unwrap();
         std::fs::write(s.join("etc/auth.json"), r#"{"auths":{}}"#).unwrap();
@@ -104,12 +120,21 @@ runtime_supports_json = ["crun", "runc", "podlab-runtime"]
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).stdin(std::process::Stdio::null()).output().expect("run podman (scripts/install-deps.sh --test installs it)")
+        self.cmd(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run podman (scripts/install-deps.sh --test installs it)")
     }
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "podman {args:?} failed ({:?}): {}{}", out.status, text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "podman {args:?} failed ({:?}): {}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         text(&out.stdout)
     }
 

@@ -212,11 +212,21 @@ fn run_returns_exit_codes_and_reports_oom() {
     let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id("oom")]);
     assert_eq!(out.status.code(), Some(137), "{}{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stderr).contains("OOM"), "{}", text(&out.stderr));
+    // An image's user *name* is looked up in the container's /etc/passwd, and HOME with it.
+    let b = rt.bundle("user", &["sh", "-c", "id -u; id -g; echo $HOME"], |s| {
+        s["annotations"] = json!({"org.podlab.image.user": "nobody"});
+        s["process"]["env"] = json!(["PATH=/bin"]);
+    });
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id("user")]);
+    assert_eq!(text(&out.stdout), "65534\n65534\n/nonexistent\n", "{}", text(&out.stderr));
+    let b = rt.bundle("nouser", &["true"], |s| s["annotations"] = json!({"org.podlab.image.user": "nginx"}));
+    let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id("nouser")]);
+    assert!(text(&out.stderr).contains("\"nginx\" is not in the container's /etc/passwd"), "{}", text(&out.stderr));
     // stdout and stderr are the caller's.
     let b = rt.bundle("io", &["sh", "-c", "echo out; echo err >&2"], |_| {});
     let out = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id("io")]);
     assert_eq!((text(&out.stdout).as_str(), text(&out.stderr).as_str()), ("out\n", "err\n"));
-    rt.assert_clean(&[&id("exit3"), &id("sig"), &id("oom"), &id("io")]);
+    rt.assert_clean(&[&id("exit3"), &id("sig"), &id("oom"), &id("io"), &id("user"), &id("nouser")]);
 }
 
 #[test]

@@ -91,13 +91,13 @@ impl Runtime {
                 None => None,
             };
             let mut spawned = spawn(opts.preserve_fds, console.as_ref())?;
-            cg.join(spawned.child.id() as i32)?;
             let job = CreateJob {
                 id: id.to_string(),
                 spec: spec.clone(),
                 bundle: bundle.clone(),
                 rootfs: rootfs.clone(),
                 state_dir: dir.clone(),
+                cgroup: cgroup_rel.clone(),
                 wait_on_channel: for_run,
                 preserve_fds: opts.preserve_fds,
                 console_fd: console.as_ref().map(|_| console_fd_number(opts.preserve_fds)),
@@ -307,9 +307,9 @@ impl Runtime {
             None => None,
         };
         let mut spawned = spawn(opts.preserve_fds, console.as_ref())?;
-        c.cgroup()?.join(spawned.child.id() as i32)?;
         let job = ExecJob {
             pid: c.pid,
+            cgroup: c.cgroup.clone(),
             namespaces,
             process,
             spec,

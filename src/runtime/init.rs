@@ -44,6 +44,8 @@ pub struct CreateJob {
     pub rootfs: PathBuf,
     /// The container's state directory (the start socket is made there).
     pub state_dir: PathBuf,
+    /// The container's cgroup (relative to the cgroup root): the init moves itself in.
+    pub cgroup: PathBuf,
     /// `run`: wait for `Command::Start` on the channel instead of a start socket.
     pub wait_on_channel: bool,
     /// Fd numbers 3.. the caller passes on to the container (`--preserve-fds`).
@@ -58,6 +60,8 @@ pub struct CreateJob {
 pub struct ExecJob {
     /// The container's init pid (its namespaces are joined through /proc/PID/ns).
     pub pid: i32,
+    /// The container's cgroup (relative to the cgroup root).
+    pub cgroup: PathBuf,
     pub namespaces: Vec<String>,
     pub process: Process,
     pub spec: Spec,
@@ -189,7 +193,15 @@ fn setns(fd: &OwnedFd, t: LinuxNamespaceType) -> Step<()> {
     )
 }
 
+/// Move ourselves into the container's cgroup, before any namespace is made (a cgroup
+/// namespace takes the cgroup we are in as its root) and before forking (children inherit it).
+fn join_cgroup(rel: &std::path::Path) -> Step<()> {
+    let cg = step("find the cgroup", crate::primitives::cgroup::Cgroup::new(rel))?;
+    step("join the cgroup", cg.join_self())
+}
+
 fn create(job: &CreateJob, channel: &mut Channel) -> Step<i32> {
+    join_cgroup(&job.cgroup)?;
     let (join, mut flags) = namespaces(&job.spec)?;
     // User namespace first: every other namespace is then owned by it.
     if let Some((t, fd)) = join.iter().find(|(t, _)| *t == LinuxNamespaceType::User) {
@@ -250,6 +262,8 @@ fn container_init(job: &CreateJob, channel: &mut Channel) -> Step<i32> {
         step("send the terminal to the console socket", process::send_console(job.console_fd, pty))?;
     }
     rootfs::finish(spec)?;
+    let resolved = process::resolve_user(spec, proc_)?;
+    let proc_ = &resolved;
     process::setup_container(spec, proc_)?;
     let program = process::prepare(spec, proc_)?;
     process::before_exec(proc_, &program, job.preserve_fds)?;
@@ -308,6 +322,7 @@ pub fn connect_start(state_dir: &std::path::Path) -> Result<UnixStream> {
 }
 
 fn exec(job: &ExecJob, channel: &mut Channel) -> Step<i32> {
+    join_cgroup(&job.cgroup)?;
     // Open every namespace first: once the mount namespace is joined, /proc/PID is another view.
     let mut fds = Vec::new();
     for name in &job.namespaces {

@@ -67,6 +67,52 @@ fn sysctl(key: &str, value: &str) -> Result<()> {
     std::fs::write(&path, value).map_err(|e| Error::io("write", &path, e))
 }
 
+/// The process with its user resolved: an image's `User` that names a user ("nginx",
+/// "app:staff") is looked up in the container's /etc/passwd and /etc/group, which only exist
+/// once the root filesystem is in place (see [`super::spec::UNRESOLVED_USER_ANNOTATION`]).
+pub fn resolve_user(spec: &Spec, proc_: &Process) -> Step<Process> {
+    let mut p = proc_.clone();
+    let Some(name) = spec.annotations().as_ref().and_then(|a| a.get(super::spec::UNRESOLVED_USER_ANNOTATION)) else {
+        return Ok(p);
+    };
+    let (user, group) = match name.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (name.as_str(), None),
+    };
+    let lookup = |file: &str, key: &str| -> Option<(u32, Option<u32>)> {
+        std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 3 || (f[0] != key && f[2] != key) {
+                return None;
+            }
+            Some((f[2].parse().ok()?, f.get(3).and_then(|g| g.parse().ok())))
+        })
+    };
+    let (uid, primary) = lookup("/etc/passwd", user).ok_or_else(|| {
+        (
+            "resolve the user".to_string(),
+            Error::invalid(format!("user {user:?} is not in the container's /etc/passwd")),
+            1,
+        )
+    })?;
+    let gid = match group {
+        Some(g) => lookup("/etc/group", g).map(|(gid, _)| gid).ok_or_else(|| {
+            (
+                "resolve the group".to_string(),
+                Error::invalid(format!("group {g:?} is not in the container's /etc/group")),
+                1,
+            )
+        })?,
+        None => primary.unwrap_or(0),
+    };
+    explain::say(format!("id {name}   # uid={uid} gid={gid} from the container's /etc/passwd"));
+    let mut u = p.user().clone();
+    u.set_uid(uid);
+    u.set_gid(gid);
+    p.set_user(u);
+    Ok(p)
+}
+
 /// Rlimits and the OOM score (also for `exec`).
 pub fn setup_process(proc_: &Process) -> Step<()> {
     for r in proc_.rlimits().iter().flatten() {

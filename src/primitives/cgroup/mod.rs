@@ -97,6 +97,11 @@ pub trait Backend: Send + Sync {
     fn create(&self, rel: &Path) -> Result<()>;
     /// Move a process in (`echo PID > cgroup.procs`).
     fn join(&self, rel: &Path, pid: i32) -> Result<()>;
+    /// Move the calling *single-threaded* process in. v1 writes "0" (the caller) to `tasks`:
+    /// moving only the current thread lets the kernel skip the global threadgroup lock,
+    /// whose RCU synchronisation makes a `cgroup.procs` write take milliseconds. v2 has no
+    /// such file for domain cgroups and writes `cgroup.procs`.
+    fn join_self(&self, rel: &Path) -> Result<()>;
     /// CPU quota per period in µs (`None` quota: unlimited).
     fn set_cpu_quota(&self, rel: &Path, quota_us: Option<u64>, period_us: u64) -> Result<()>;
     /// Read back (quota µs or None for unlimited, period µs).
@@ -199,6 +204,12 @@ impl Cgroup {
     /// Move process `pid` into the cgroup.
     pub fn join(&self, pid: i32) -> Result<()> {
         self.backend.join(&self.rel, pid)
+    }
+
+    /// Move the calling single-threaded process in (see [`Backend::join_self`]).
+    pub fn join_self(&self) -> Result<()> {
+        explain::say(format!("echo 0 > {}/tasks   # move this (single-threaded) process in", self.rel.display()));
+        self.backend.join_self(&self.rel)
     }
 
     /// Usage counters.

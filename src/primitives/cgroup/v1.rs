@@ -84,6 +84,13 @@ impl Backend for V1 {
         Ok(())
     }
 
+    fn join_self(&self, rel: &Path) -> Result<()> {
+        for dir in self.dirs(rel) {
+            write(&dir.join("tasks"), "0")?;
+        }
+        Ok(())
+    }
+
     fn set_cpu_quota(&self, rel: &Path, quota_us: Option<u64>, period_us: u64) -> Result<()> {
         let dir = need("cpu", rel)?;
         write(&dir.join("cpu.cfs_period_us"), &period_us.to_string())?;

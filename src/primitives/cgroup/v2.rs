@@ -83,6 +83,10 @@ impl Backend for V2 {
         write(&dir(rel).join("cgroup.procs"), &pid.to_string())
     }
 
+    fn join_self(&self, rel: &Path) -> Result<()> {
+        write(&dir(rel).join("cgroup.procs"), "0")
+    }
+
     fn set_cpu_quota(&self, rel: &Path, quota_us: Option<u64>, period_us: u64) -> Result<()> {
         let quota = quota_us.map(|q| q.to_string()).unwrap_or_else(|| "max".into());
         write(&dir(rel).join("cpu.max"), &format!("{quota} {period_us}"))
