@@ -29,7 +29,7 @@ pub fn mount(
     let ro = flags.contains(MsFlags::MS_RDONLY);
     if cgroup::detect() == Version::V2 {
         if cgroup_ns {
-            return pmount::mount_fs("cgroup2", Path::new(at), Some("cgroup2"), flags, None);
+            return pmount::mount_fs("cgroup", Path::new(at), Some("cgroup2"), flags, None);
         }
         let own = own_dir("0::")?;
         return bind(&Path::new(cgroup::ROOT).join(own), at, shown, ro, base);

@@ -465,13 +465,17 @@ fn dev_links(root_fd: &OwnedFd) -> Result<()> {
     let Ok(dev) = openat2(root_fd, "/dev", how(false)) else { return Ok(()) };
     let dirfd = nix::fcntl::openat(&dev, ".", OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| Error::sys("open /dev in the rootfs", e))?;
-    for (link, to) in [
+    let mut links = vec![
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
-    ] {
+    ];
+    if Path::new("/proc/kcore").exists() {
+        links.push(("core", "/proc/kcore")); // as runc does
+    }
+    for (link, to) in links {
         if link == "ptmx" {
             let _ = nix::unistd::unlinkat(&dirfd, link, nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
