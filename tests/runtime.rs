@@ -427,6 +427,42 @@ fn console_socket_receives_the_terminal() {
     rt.assert_clean(&[&c]);
 }
 
+/// `--preserve-fds N` passes fds 3..3+N on; every other fd of the caller stays outside.
+#[test]
+fn preserve_fds_passes_exactly_those() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let rt = Rt::new("fds");
+    let b = rt.bundle("fds", &["sh", "-c", "cat <&3; ls /proc/self/fd | tr '\\n' ' '"], |_| {});
+    let passed = rt.t.dir.join("passed.txt");
+    std::fs::write(&passed, "through fd 3\n").unwrap();
+    let (a, b2) = (std::fs::File::open(&passed).unwrap(), std::fs::File::open(&passed).unwrap());
+    let (fa, fb) = (a.as_raw_fd(), b2.as_raw_fd());
+    let mut cmd = rt.cmd(&["run", "--preserve-fds", "1", "--bundle", b.to_str().unwrap(), &id("fds")]);
+    // SAFETY: only dup2 between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // fd 3: preserved; fd 4: open in the caller but not preserved.
+            if libc::dup2(fa, 3) < 0 || libc::dup2(fb, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // dup2 onto the same number keeps close-on-exec: clear it either way.
+            for fd in [3, 4] {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.starts_with("through fd 3\n"), "{said}");
+    // ls itself opens one more fd (the lowest free: 4 unless the caller's fd 4 leaked in).
+    let fds: Vec<&str> = said.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    assert_eq!(fds, vec!["0", "1", "2", "3", "4"], "fds seen inside: {fds:?}");
+    rt.assert_clean(&[&id("fds")]);
+}
+
 #[test]
 fn podlab_runtime_subcommand_and_features() {
     let rt = Rt::new("sub");
