@@ -116,6 +116,70 @@ fn lab07_images() {
     });
 }
 
+/// Every cgroup directory named `name` in the first levels of the cgroup trees (runc puts a
+/// container without cgroupsPath below its own cgroup, so the place is not fixed).
+fn cgroups_named(name: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, name: &str, depth: u32, found: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name() == name {
+                found.push(e.path());
+            } else if depth > 0 {
+                walk(&e.path(), name, depth - 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), name, 6, &mut found);
+    found
+}
+
+#[test]
+fn lab08_runtime() {
+    lab_cycle(8, || {
+        // Both containers are gone: no process of theirs, no cgroup, no state in the default roots.
+        no_cgroup("podlab/runtime/lab08-podlab");
+        for id in ["lab08-runc", "lab08-podlab"] {
+            let left = cgroups_named(id);
+            assert!(left.is_empty(), "cgroups of {id} left: {left:?}");
+        }
+        for dir in ["/run/runc/lab08-runc", "/run/podlab/runtime/lab08-podlab"] {
+            assert!(!Path::new(dir).exists(), "{dir}: the lab must keep its containers in its workspace");
+        }
+        let running: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("/out/see.sh"))
+            .collect();
+        assert!(running.is_empty(), "a container process of lab 8 is left: {running:?}");
+    });
+}
+
+/// Lab 8's check compares what the two containers saw and names the first line that differs.
+#[test]
+fn lab08_check_names_the_first_difference() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab08-diff");
+    let solve = t.run(&["lab", "solve", "8"]);
+    assert!(solve.status.success(), "{}", text(&solve.stderr));
+    assert_eq!(t.run(&["lab", "check", "8"]).status.code(), Some(0));
+    let file = t.dir.join("lib/labs/08-runtime/out/podlab.txt");
+    let seen = std::fs::read_to_string(&file).unwrap();
+    let eff = seen.lines().find(|l| l.starts_with("CapEff:")).unwrap().to_string();
+    std::fs::write(&file, seen.replace(&eff, "CapEff:\t000001ffffffffff")).unwrap();
+    let check = t.run(&["lab", "check", "8"]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stdout));
+    let out = text(&check.stdout);
+    assert!(out.contains("podlab.txt \"CapEff: 000001ffffffffff\""), "the hint names the line: {out}");
+    assert!(t.run(&["lab", "reset", "8"]).status.success());
+    t.assert_clean();
+}
+
 /// Content addressing is what lab 7's check relies on: one changed byte in a blob fails it.
 #[test]
 fn lab07_check_catches_a_tampered_blob() {
@@ -148,9 +212,16 @@ fn lab07_check_catches_a_tampered_blob() {
 fn lab_commands_list_show_and_refuse_unknown_labs() {
     let t = TestRoot::new("labcli");
     let list = text(&t.run(&["lab", "list"]).stdout);
-    for slug in
-        ["01-chroot", "02-mounts", "03-namespaces", "04-network", "05-cgroup-cpu", "06-cgroup-memory", "07-images"]
-    {
+    for slug in [
+        "01-chroot",
+        "02-mounts",
+        "03-namespaces",
+        "04-network",
+        "05-cgroup-cpu",
+        "06-cgroup-memory",
+        "07-images",
+        "08-runtime",
+    ] {
         assert!(list.contains(slug), "{list}");
     }
     let show = t.run(&["lab", "show", "5"]);

@@ -12,6 +12,7 @@ mod lab04_network;
 mod lab05_cgroup_cpu;
 mod lab06_cgroup_memory;
 mod lab07_images;
+mod lab08_runtime;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -59,7 +60,7 @@ impl Point {
     }
 }
 
-static LABS: [Lab; 7] = [
+static LABS: [Lab; 8] = [
     Lab {
         number: 1,
         slug: "01-chroot",
@@ -122,6 +123,15 @@ static LABS: [Lab; 7] = [
         check: lab07_images::check,
         solve: lab07_images::solve,
         reset: lab07_images::reset,
+    },
+    Lab {
+        number: 8,
+        slug: "08-runtime",
+        title: "the runtime: one bundle run by runc and by podlab",
+        guide: include_str!("../../labs/08-runtime/README.md"),
+        check: lab08_runtime::check,
+        solve: lab08_runtime::solve,
+        reset: lab08_runtime::reset,
     },
 ];
 
