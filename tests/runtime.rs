@@ -370,6 +370,10 @@ fn escape_attempts_fail() {
     assert!(!std::fs::read_to_string("/proc/timer_list").unwrap().is_empty());
     assert_eq!(rt.ok(&["exec", &c, "sh", "-c", "wc -c < /proc/timer_list"]).trim(), "0");
     assert_eq!(rt.ok(&["exec", &c, "sh", "-c", "cat /proc/kcore 2>/dev/null | wc -c"]).trim(), "0");
+    // The container's /sys/fs/cgroup shows its own cgroup in every hierarchy: no other
+    // cgroup of the host (a child directory) is visible.
+    let others = rt.ok(&["exec", &c, "sh", "-c", "find /sys/fs/cgroup/ -mindepth 2 -type d | head -3"]);
+    assert_eq!(others.trim(), "", "host cgroups visible inside the container");
     // Capabilities cannot be raised beyond the bounding set.
     let bnd = rt.ok(&["exec", &c, "grep", "CapBnd", "/proc/self/status"]);
     assert!(bnd.contains("00000000a80425fb"), "{bnd}");
@@ -425,6 +429,55 @@ fn console_socket_receives_the_terminal() {
     assert!(seen.contains("/dev/pts/0"), "tty: {seen:?}");
     rt.ok(&["delete", "--force", &c]);
     rt.assert_clean(&[&c]);
+}
+
+/// OCI hooks run at their points with the state on stdin; a failing createRuntime hook fails
+/// `create` and leaves nothing.
+#[test]
+fn hooks_run_at_their_points() {
+    let rt = Rt::new("hooks");
+    let out = rt.t.dir.join("hooks");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = out.to_str().unwrap().to_string();
+    let host_hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("{{ cat; echo; echo $HOOK_ENV; }} > {o}/{name}.json")], "env": ["HOOK_ENV=yes"]});
+    let b = rt.bundle("hooks", &["sh", "-c", "cat /out/start.txt"], |s| {
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/out", "type": "bind", "source": o, "options": ["rbind", "rw"]}));
+        s["hooks"] = json!({
+            "createRuntime": [host_hook("createRuntime")],
+            "createContainer": [host_hook("createContainer")],
+            // Inside the container: its own /bin/sh, after pivot_root.
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "hostname > /out/start.txt"]}],
+            "poststart": [host_hook("poststart")],
+            "poststop": [host_hook("poststop")],
+        });
+    });
+    let c = id("hooks");
+    let run = rt.run(&["run", "--bundle", b.to_str().unwrap(), &c]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "podlab\n", "startContainer ran inside the container, before the program");
+    for (name, status) in [
+        ("createRuntime", "creating"),
+        ("createContainer", "creating"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ] {
+        let got = std::fs::read_to_string(out.join(format!("{name}.json")))
+            .unwrap_or_else(|_| panic!("{name} hook did not run"));
+        let (state, env) = got.split_once('\n').unwrap();
+        let state: Value = serde_json::from_str(state).unwrap();
+        assert_eq!(state["id"], json!(c), "{name}: {state}");
+        assert_eq!(state["status"], status, "{name}: {state}");
+        assert_eq!(env.trim(), "yes", "{name}: the hook's env");
+    }
+    // A failing createRuntime hook: create fails naming it, and nothing is left.
+    let b = rt.bundle("badhook", &["true"], |s| {
+        s["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    });
+    rt.fails(&["create", "--bundle", b.to_str().unwrap(), &id("badhook")], "CreateRuntime hook 0 (/bin/false)");
+    rt.assert_clean(&[&c, &id("badhook")]);
 }
 
 /// `--preserve-fds N` passes fds 3..3+N on; every other fd of the caller stays outside.

@@ -23,14 +23,49 @@ fn mount_raw(source: &str, target: &Path, fstype: Option<&str>, flags: MsFlags, 
 /// `mount -t FSTYPE -o DATA SOURCE TARGET` with raw mount flags: the general form the
 /// runtime uses for the mounts a config.json lists.
 pub fn mount_fs(source: &str, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    mount_fs_as(source, target, target, fstype, flags, data)
+}
+
+/// [`mount_fs`] onto `target` (often `/proc/self/fd/N`, an fd opened safely inside a root
+/// filesystem) while explaining it with the path a person would type, `shown`.
+pub fn mount_fs_as(
+    source: &str,
+    target: &Path,
+    shown: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    let mut opts: Vec<&str> = FLAG_NAMES.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
+    opts.extend(data.filter(|d| !d.is_empty()));
     explain::say(format!(
         "mount{}{} {source} {}",
         fstype.map(|t| format!(" -t {t}")).unwrap_or_default(),
-        data.filter(|d| !d.is_empty()).map(|d| format!(" -o {d}")).unwrap_or_default(),
-        target.display()
+        if opts.is_empty() { String::new() } else { format!(" -o {}", opts.join(",")) },
+        shown.display()
     ));
-    mount_raw(source, target, fstype, flags, data)
+    mount_raw(source, target, fstype, flags, data).map_err(|e| match e {
+        Error::Sys { source: errno, .. } => Error::sys(
+            format!("mount {} on {} ({})", fstype.unwrap_or(source), shown.display(), data.unwrap_or("no options")),
+            errno,
+        ),
+        other => other,
+    })
 }
+
+/// Mount flags as `mount -o` names them.
+const FLAG_NAMES: [(MsFlags, &str); 10] = [
+    (MsFlags::MS_REMOUNT, "remount"),
+    (MsFlags::MS_BIND, "bind"),
+    (MsFlags::MS_RDONLY, "ro"),
+    (MsFlags::MS_NOSUID, "nosuid"),
+    (MsFlags::MS_NODEV, "nodev"),
+    (MsFlags::MS_NOEXEC, "noexec"),
+    (MsFlags::MS_NOATIME, "noatime"),
+    (MsFlags::MS_RELATIME, "relatime"),
+    (MsFlags::MS_STRICTATIME, "strictatime"),
+    (MsFlags::MS_SYNCHRONOUS, "sync"),
+];
 
 /// `mount --make-rprivate PATH` (or `--make-private` when not recursive).
 pub fn make_private(path: &Path, recursive: bool) -> Result<()> {

@@ -29,12 +29,12 @@ pub fn mount(
     let ro = flags.contains(MsFlags::MS_RDONLY);
     if cgroup::detect() == Version::V2 {
         if cgroup_ns {
-            return pmount::mount_fs("cgroup", Path::new(at), Some("cgroup2"), flags, None);
+            return pmount::mount_fs_as("cgroup", Path::new(at), shown, Some("cgroup2"), flags, None);
         }
         let own = own_dir("0::")?;
         return bind(&Path::new(cgroup::ROOT).join(own), at, shown, ro, base);
     }
-    pmount::mount_fs("tmpfs", Path::new(at), Some("tmpfs"), base, Some("mode=755"))?;
+    pmount::mount_fs_as("tmpfs", Path::new(at), shown, Some("tmpfs"), base, Some("mode=755"))?;
     let tmpfs = reopen()?;
     let at = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&tmpfs));
     let at = at.as_str();
@@ -51,9 +51,11 @@ pub fn mount(
             }
             // Named hierarchies (name=systemd) show their name as the source, as with runc.
             let source = subsystems.iter().find_map(|s| s.strip_prefix("name=")).unwrap_or("cgroup");
-            pmount::mount_fs(source, Path::new(&dir), Some("cgroup"), f, Some(&subsystems.join(","))).map_err(|e| {
-                Error::invalid(format!("mount the {name} cgroup hierarchy at {}: {e}", shown.join(&name).display()))
-            })?;
+            let here = shown.join(&name);
+            pmount::mount_fs_as(source, Path::new(&dir), &here, Some("cgroup"), f, Some(&subsystems.join(",")))
+                .map_err(|e| {
+                    Error::invalid(format!("mount the {name} cgroup hierarchy at {}: {e}", shown.join(&name).display()))
+                })?;
         } else {
             // /proc/self/cgroup names a hierarchy by its controllers or by "name=systemd".
             let key = subsystems.iter().find(|s| **s != "xattr").copied().unwrap_or(name.as_str());
@@ -68,13 +70,8 @@ pub fn mount(
         }
     }
     if ro {
-        pmount::mount_fs(
-            "tmpfs",
-            Path::new(at),
-            None,
-            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base,
-            Some("mode=755"),
-        )?;
+        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base;
+        pmount::mount_fs_as("tmpfs", Path::new(at), shown, None, flags, Some("mode=755"))?;
     }
     Ok(())
 }

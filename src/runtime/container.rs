@@ -17,7 +17,7 @@ use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 
 use super::init::{Command, CreateJob, ExecJob, Job, Report};
 use super::state::{self, Container, Status};
-use super::{cgroups, exe, spec as ocispec};
+use super::{cgroups, exe, hooks, spec as ocispec};
 use crate::error::{Error, IoContext, Result};
 use crate::primitives::channel::{Channel, FD_ENV};
 
@@ -44,6 +44,32 @@ pub struct CreateOptions {
 struct Spawned {
     channel: Channel,
     child: std::process::Child,
+    /// id, bundle, rootfs, annotations: what the hooks' state needs.
+    job: HookInfo,
+}
+
+#[derive(Default)]
+struct HookInfo {
+    id: String,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The OCI state the hooks get on stdin.
+fn hook_state(info: &HookInfo, pid: i32, status: Status) -> String {
+    let s = state::OciState {
+        oci_version: state::OCI_VERSION.to_string(),
+        id: info.id.clone(),
+        status,
+        pid,
+        bundle: info.bundle.clone(),
+        rootfs: info.rootfs.clone(),
+        created: state::now_rfc3339(),
+        annotations: info.annotations.clone(),
+        owner: "root".into(),
+    };
+    serde_json::to_string(&s).unwrap_or_default()
 }
 
 impl Runtime {
@@ -104,6 +130,12 @@ impl Runtime {
                 explain: self.explain,
             };
             drop(console);
+            spawned.job = HookInfo {
+                id: id.to_string(),
+                bundle: bundle.clone(),
+                rootfs: rootfs.clone(),
+                annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+            };
             spawned.channel.send(&Job::Create(Box::new(job)))?;
             let pid = handshake(&mut spawned, &spec)?;
             let container = Container {
@@ -150,11 +182,22 @@ impl Runtime {
         let mut answer = Vec::new();
         conn.read_to_end(&mut answer).ctx("read the answer of", self.state_dir(id).join(state::START_SOCKET))?;
         if answer.is_empty() {
+            self.poststart(&c);
             return Ok(());
         }
         match serde_json::from_slice::<Report>(&answer) {
             Ok(Report::Failed { step, message, .. }) => Err(Error::Child { step, message }),
             _ => Err(Error::invalid(format!("container {id}: unexpected answer from its init"))),
+        }
+    }
+
+    /// Run the poststart hooks (failures are warnings, as the spec says).
+    fn poststart(&self, c: &Container) {
+        if let Ok(spec) = ocispec::load(&c.bundle)
+            && !hooks::of(&spec, hooks::Point::Poststart).is_empty()
+        {
+            let state = serde_json::to_string(&c.oci_state(&self.root)).unwrap_or_default();
+            hooks::run_warn(&spec, hooks::Point::Poststart, &state);
         }
     }
 
@@ -213,7 +256,12 @@ impl Runtime {
         cg.remove()?;
         wait_gone(&c);
         let dir = self.state_dir(id);
-        std::fs::remove_dir_all(&dir).ctx("remove", &dir)
+        let stopped = serde_json::to_string(&c.oci_state(&self.root)).unwrap_or_default();
+        std::fs::remove_dir_all(&dir).ctx("remove", &dir)?;
+        if let Ok(spec) = ocispec::load(&c.bundle) {
+            hooks::run_warn(&spec, hooks::Point::Poststop, &stopped);
+        }
+        Ok(())
     }
 
     /// `pause` / `resume`: freeze or thaw the container's cgroup.
@@ -250,6 +298,7 @@ impl Runtime {
         let Some(mut channel) = channel else { return Err(Error::invalid("run: no channel to the init")) };
         crate::primitives::process::forward_signals(c.pid);
         channel.send(&Command::Start)?;
+        self.poststart(&c);
         let mut code = crate::primitives::process::wait_status(c.pid);
         // The init closes its end when exec succeeds; a failure report comes first.
         if let Ok(Some(Report::Failed { step, message, exit_code })) = channel.recv::<Report>() {
@@ -397,7 +446,7 @@ fn spawn(preserve_fds: i32, console: Option<&OwnedFd>) -> Result<Spawned> {
         });
     }
     let child = cmd.spawn().map_err(|e| Error::io("start", "podlab __rtinit", e))?;
-    Ok(Spawned { channel, child })
+    Ok(Spawned { channel, child, job: HookInfo::default() })
 }
 
 /// Answer the init's requests until it is ready; returns the container's pid.
@@ -410,6 +459,11 @@ fn handshake(spawned: &mut Spawned, spec: &Spec) -> Result<i32> {
                 spawned.channel.send(&Command::MapsWritten)?;
             }
             Some(Report::Pid { pid: p }) => pid = Some(p),
+            Some(Report::CreateRuntime) => {
+                let state = hook_state(&spawned.job, pid.unwrap_or(0), state::Status::Creating);
+                hooks::run(spec, hooks::Point::CreateRuntime, &state)?;
+                spawned.channel.send(&Command::Hooks { state })?;
+            }
             Some(Report::Ready) => break,
             Some(Report::Failed { step, message, .. }) => {
                 let _ = spawned.child.wait();

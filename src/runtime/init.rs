@@ -23,7 +23,7 @@ use nix::unistd::ForkResult;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use serde::{Deserialize, Serialize};
 
-use super::{process, rootfs, state};
+use super::{hooks, process, rootfs, state};
 use crate::error::{Error, Result};
 use crate::primitives::channel::Channel;
 
@@ -84,6 +84,8 @@ pub enum Report {
     Pid {
         pid: i32,
     },
+    /// Mounted, before pivot_root: run the createRuntime hooks, then answer `Hooks`.
+    CreateRuntime,
     /// Set up and waiting for start.
     Ready,
     Failed {
@@ -98,6 +100,10 @@ pub enum Report {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     MapsWritten,
+    /// The createRuntime hooks ran; `state` is the state JSON for the container's own hooks.
+    Hooks {
+        state: String,
+    },
     Start,
 }
 
@@ -185,6 +191,24 @@ pub(crate) fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
     }
 }
 
+/// `--mount --uts ...` as unshare(1) spells the flags.
+fn flag_options(flags: CloneFlags) -> String {
+    let names = [
+        (CloneFlags::CLONE_NEWNS, "--mount"),
+        (CloneFlags::CLONE_NEWUTS, "--uts"),
+        (CloneFlags::CLONE_NEWIPC, "--ipc"),
+        (CloneFlags::CLONE_NEWNET, "--net"),
+        (CloneFlags::CLONE_NEWPID, "--pid"),
+        (CloneFlags::CLONE_NEWCGROUP, "--cgroup"),
+        (CloneFlags::CLONE_NEWUSER, "--user"),
+    ];
+    let mut list: Vec<&str> = names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
+    if flags.bits() & libc::CLONE_NEWTIME != 0 {
+        list.push("--time");
+    }
+    list.join(" ")
+}
+
 fn setns(fd: &OwnedFd, t: LinuxNamespaceType) -> Step<()> {
     crate::explain::say(format!("nsenter --{}=<path>", t.to_string().to_lowercase()));
     step(
@@ -224,7 +248,7 @@ fn create(job: &CreateJob, channel: &mut Channel) -> Step<i32> {
     for (t, fd) in join.iter().filter(|(t, _)| *t != LinuxNamespaceType::User) {
         setns(fd, *t)?;
     }
-    crate::explain::say(format!("unshare {flags:?}"));
+    crate::explain::say(format!("unshare {}", flag_options(flags)));
     step("create namespaces", nix::sched::unshare(flags).map_err(|e| Error::sys(format!("unshare({flags:?})"), e)))?;
     let new_pid = flags.contains(CloneFlags::CLONE_NEWPID) || join.iter().any(|(t, _)| *t == LinuxNamespaceType::Pid);
     if !new_pid {
@@ -256,7 +280,22 @@ fn container_init(job: &CreateJob, channel: &mut Channel) -> Step<i32> {
     let state_dir = step("open the state directory", open_dir(&job.state_dir))?;
     let listener =
         if job.wait_on_channel { None } else { Some(step("listen on the start socket", listen(&state_dir))?) };
-    rootfs::setup(job)?;
+    let mut hook_state = String::new();
+    let mut before_pivot = || -> Step<()> {
+        if hooks::of(spec, hooks::Point::CreateRuntime).is_empty()
+            && hooks::of(spec, hooks::Point::CreateContainer).is_empty()
+        {
+            return Ok(());
+        }
+        step("ask for the createRuntime hooks", channel.send(&Report::CreateRuntime))?;
+        match step("wait for the createRuntime hooks", channel.recv::<Command>())? {
+            Some(Command::Hooks { state }) => hook_state = state,
+            _ => return Err(("createRuntime hooks".into(), Error::invalid("the runtime went away"), 1)),
+        }
+        // createContainer: in the container's namespaces, the path still the host's.
+        step("run the createContainer hooks", hooks::run(spec, hooks::Point::CreateContainer, &hook_state))
+    };
+    rootfs::setup(job, &mut before_pivot)?;
     if proc_.terminal().unwrap_or(false) {
         let pty = step("open a terminal", process::open_pty())?;
         step("send the terminal to the console socket", process::send_console(job.console_fd, pty))?;
@@ -284,6 +323,17 @@ fn container_init(job: &CreateJob, channel: &mut Channel) -> Step<i32> {
         }
     };
     drop(state_dir);
+    if !hooks::of(spec, hooks::Point::StartContainer).is_empty() {
+        let state = hook_state.replace("\"creating\"", "\"created\"");
+        if let Err(e) = hooks::run(spec, hooks::Point::StartContainer, &state) {
+            let failure = ("run the startContainer hooks".to_string(), e, 1);
+            if let Some(conn) = conn.as_mut() {
+                let report = Report::Failed { step: failure.0.clone(), message: failure.1.to_string(), exit_code: 1 };
+                let _ = serde_json::to_writer(&mut *conn, &report);
+            }
+            return Err(failure);
+        }
+    }
     let failure = match process::seccomp_and_exec(proc_, &program) {
         Err(f) => f,
         Ok(never) => match never {},

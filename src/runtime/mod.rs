@@ -9,7 +9,8 @@
 //! Files: [`spec`] (config.json), [`state`] (the state directory and OCI states), [`container`]
 //! (the lifecycle commands), [`init`] (the container's first process), [`rootfs`] and
 //! [`cgroupfs`] (mounts), [`process`] (user, capabilities, seccomp, exec), [`cgroups`]
-//! (resources), [`exe`] (the read-only re-exec), [`cli`] (runc's command line).
+//! (resources), [`exe`] (the read-only re-exec), [`hooks`] (OCI hooks), [`cli`] (runc's
+//! command line).
 
 pub mod cgroupfs;
 pub mod cgroups;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod container;
 pub mod exe;
 pub mod features;
+pub mod hooks;
 pub mod init;
 pub mod process;
 pub mod rootfs;

@@ -32,7 +32,8 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] =
     [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
 
 /// Mount everything, make /dev, pivot_root, mask. Runs in the container's pid 1.
-pub fn setup(job: &CreateJob) -> Step<()> {
+/// `before_pivot` runs once everything is mounted, before pivot_root (the hooks' moment).
+pub fn setup(job: &CreateJob, before_pivot: &mut dyn FnMut() -> Step<()>) -> Step<()> {
     let spec = &job.spec;
     let has_ns = |t: LinuxNamespaceType| {
         spec.linux().as_ref().and_then(|l| l.namespaces().as_ref()).is_some_and(|n| n.iter().any(|ns| ns.typ() == t))
@@ -42,10 +43,7 @@ pub fn setup(job: &CreateJob) -> Step<()> {
     }
     let root = &job.rootfs;
     step("set mount propagation", propagation(spec))?;
-    step(
-        "bind-mount the rootfs",
-        pmount::mount_fs(&root.to_string_lossy(), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None),
-    )?;
+    step("bind-mount the rootfs", pmount::bind(root, root, false))?;
     let root_fd = step("open the rootfs", open_root(root))?;
     let mut dev_is_bind = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
@@ -63,6 +61,7 @@ pub fn setup(job: &CreateJob) -> Step<()> {
         step("create /dev links", dev_links(&root_fd))?;
     }
     drop(root_fd);
+    before_pivot()?;
     step("pivot_root", crate::primitives::chroot::pivot_into(root))?;
     let linux = spec.linux().as_ref();
     for path in linux.and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
@@ -246,10 +245,7 @@ fn mount_one(root_fd: &OwnedFd, root: &Path, bundle: &Path, m: &Mount, cgroup_ns
     let at = fd_path(&target);
     let source = m.source().as_ref().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| typ.clone());
     let data = opts.data.join(",");
-    pmount::mount_fs(&source, Path::new(&at), Some(&typ), opts.flags, Some(&data)).map_err(|e| match e {
-        Error::Sys { source: errno, .. } => Error::sys(format!("mount -t {typ} {source} {}", shown.display()), errno),
-        other => other,
-    })?;
+    pmount::mount_fs_as(&source, Path::new(&at), &shown, Some(&typ), opts.flags, Some(&data))?;
     let now = resolve(root_fd, dest, Kind::Dir, strict)?;
     if strict {
         let want = if typ == "proc" { nix::sys::statfs::PROC_SUPER_MAGIC } else { nix::sys::statfs::SYSFS_MAGIC };

@@ -94,10 +94,13 @@ pub fn cgroup_bases() -> Vec<PathBuf> {
     if is_cgroup2() {
         return vec![PathBuf::from("/sys/fs/cgroup")];
     }
-    ["cpu", "cpuacct", "memory", "pids"]
-        .iter()
-        .map(|c| Path::new("/sys/fs/cgroup").join(c))
-        .filter(|p| p.exists())
+    // Every v1 hierarchy (podlab makes its cgroups in all of them), not the v2 "unified" one.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mounts
+        .lines()
+        .filter(|l| l.split(" - ").nth(1).is_some_and(|t| t.starts_with("cgroup ")))
+        .filter_map(|l| l.split_whitespace().nth(4).map(PathBuf::from))
+        .filter(|p| p.starts_with("/sys/fs/cgroup"))
         .collect()
 }
 

@@ -208,7 +208,6 @@ impl Cgroup {
 
     /// Move the calling single-threaded process in (see [`Backend::join_self`]).
     pub fn join_self(&self) -> Result<()> {
-        explain::say(format!("echo 0 > {}/tasks   # move this (single-threaded) process in", self.rel.display()));
         self.backend.join_self(&self.rel)
     }
 
@@ -219,13 +218,6 @@ impl Cgroup {
 
     /// Freeze or thaw the cgroup (`podlab runtime pause/resume`).
     pub fn set_frozen(&self, frozen: bool) -> Result<()> {
-        let (file, value) = match (self.backend.version(), frozen) {
-            (Version::V1, true) => ("freezer.state", "FROZEN"),
-            (Version::V1, false) => ("freezer.state", "THAWED"),
-            (Version::V2, true) => ("cgroup.freeze", "1"),
-            (Version::V2, false) => ("cgroup.freeze", "0"),
-        };
-        explain::say(format!("echo {value} > {}", self.rel.join(file).display()));
         self.backend.set_frozen(&self.rel, frozen)
     }
 
@@ -236,10 +228,6 @@ impl Cgroup {
 
     /// Allow and deny device access (see [`Backend::set_device_rules`]).
     pub fn set_device_rules(&self, rules: &[(bool, String)]) -> Result<()> {
-        for (allow, rule) in rules {
-            let file = if *allow { "devices.allow" } else { "devices.deny" };
-            explain::say(format!("echo '{rule}' > {}", self.rel.join(file).display()));
-        }
         self.backend.set_device_rules(&self.rel, rules)
     }
 

@@ -15,26 +15,38 @@ use crate::error::{Error, Result};
 /// The controllers podlab needs on v1.
 pub const CONTROLLERS: [&str; 4] = ["cpu", "cpuacct", "memory", "pids"];
 
-/// Controllers podlab uses when they are mounted: freezer (pause/resume) and devices
-/// (which device nodes a container may open or create).
-pub const OPTIONAL: [&str; 2] = ["freezer", "devices"];
-
 /// The cgroup v1 backend.
 pub struct V1;
 
-/// Mount point of each v1 controller, read once from /proc/self/mountinfo.
-fn mounts() -> &'static Vec<(String, PathBuf)> {
-    static MOUNTS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+/// One v1 hierarchy: its controllers (or `name=systemd`) and where it is mounted.
+struct Hierarchy {
+    controllers: Vec<String>,
+    mount_point: PathBuf,
+}
+
+/// Every v1 hierarchy mounted under /sys/fs/cgroup, read once from /proc/self/mountinfo.
+///
+/// A podlab cgroup is a directory in *every* hierarchy, not only in those it sets limits in
+/// (cpu, memory, pids), for the same reason runc does it: a process that was never moved in a
+/// hierarchy stays in that hierarchy's root, and a container's /sys/fs/cgroup (a cgroup
+/// namespace, or bind mounts of its own cgroups) would then show the host's whole tree there.
+fn mounts() -> &'static Vec<Hierarchy> {
+    static MOUNTS: OnceLock<Vec<Hierarchy>> = OnceLock::new();
     MOUNTS.get_or_init(|| {
         let table = crate::primitives::mount::mountinfo(None).unwrap_or_default();
-        let mut found = Vec::new();
-        for controller in CONTROLLERS.iter().chain(OPTIONAL.iter()) {
-            let hit = table.iter().find(|m| {
-                m.fstype == "cgroup" && m.root == Path::new("/") && m.super_options.split(',').any(|o| o == *controller)
-            });
-            if let Some(m) = hit {
-                found.push((controller.to_string(), m.mount_point.clone()));
+        let mut found: Vec<Hierarchy> = Vec::new();
+        for m in table.iter().filter(|m| m.fstype == "cgroup" && m.root == Path::new("/")) {
+            if !m.mount_point.starts_with(super::ROOT) || found.iter().any(|h| h.mount_point == m.mount_point) {
+                continue;
             }
+            let controllers: Vec<String> = m
+                .super_options
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro" | "xattr" | "noprefix" | "clone_children" | "cpuset_v2_mode"))
+                .filter(|o| !o.starts_with("release_agent="))
+                .map(str::to_string)
+                .collect();
+            found.push(Hierarchy { controllers, mount_point: m.mount_point.clone() });
         }
         found
     })
@@ -42,7 +54,7 @@ fn mounts() -> &'static Vec<(String, PathBuf)> {
 
 /// The directory of controller `controller` for cgroup `rel`.
 pub fn dir(controller: &str, rel: &Path) -> Option<PathBuf> {
-    mounts().iter().find(|(c, _)| c == controller).map(|(_, m)| m.join(rel))
+    mounts().iter().find(|h| h.controllers.iter().any(|c| c == controller)).map(|h| h.mount_point.join(rel))
 }
 
 fn need(controller: &str, rel: &Path) -> Result<PathBuf> {
@@ -54,24 +66,42 @@ fn need(controller: &str, rel: &Path) -> Result<PathBuf> {
     })
 }
 
+/// `mkdir -p` in the cpuset hierarchy: a new cpuset cgroup starts with no CPUs and no memory
+/// nodes, and a process cannot join it until they are copied from the parent.
+fn mkdir_cpuset(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().ok_or_else(|| Error::invalid(format!("{} has no parent", dir.display())))?;
+    mkdir_cpuset(parent)?;
+    mkdir_p(dir)?;
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        if read(&dir.join(file)).is_ok_and(|v| v.is_empty()) {
+            write(&dir.join(file), &read(&parent.join(file))?)?;
+        }
+    }
+    Ok(())
+}
+
 impl Backend for V1 {
     fn version(&self) -> Version {
         Version::V1
     }
 
     fn dirs(&self, rel: &Path) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = mounts().iter().map(|(_, m)| m.join(rel)).collect();
-        dirs.dedup(); // co-mounted controllers share a directory
-        dirs
+        mounts().iter().map(|h| h.mount_point.join(rel)).collect()
     }
 
     fn create(&self, rel: &Path) -> Result<()> {
         for controller in CONTROLLERS {
-            mkdir_p(&need(controller, rel)?)?;
+            need(controller, rel)?;
         }
-        for controller in OPTIONAL {
-            if let Some(d) = dir(controller, rel) {
-                mkdir_p(&d)?;
+        for h in mounts() {
+            let dir = h.mount_point.join(rel);
+            if h.controllers.iter().any(|c| c == "cpuset") {
+                mkdir_cpuset(&dir)?;
+            } else {
+                mkdir_p(&dir)?;
             }
         }
         Ok(())
