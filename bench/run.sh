@@ -505,15 +505,19 @@ table_image() {
 # private mount namespace where /sys/fs/cgroup/unified is unmounted — for every runtime, so
 # they all run under the same conditions (the host's mount table is not touched).
 
+# runtime_bin NAME: the binary of runtime NAME (podlab, runc, crun).
+runtime_bin() {
+  case "$1" in
+    podlab) echo "$PODLAB_RUNTIME" ;;
+    *) command -v "$1" ;;
+  esac
+}
+
 # runtime_cmd NAME ARGS...: the runtime called NAME with its own state root under $TMP.
 runtime_cmd() {
   local name=$1
   shift
-  case "$name" in
-    podlab) "$PODLAB_RUNTIME" --root "$TMP/rt-podlab" "$@" ;;
-    runc) runc --root "$TMP/rt-runc" "$@" ;;
-    crun) crun --root "$TMP/rt-crun" "$@" ;;
-  esac
+  "$(runtime_bin "$name")" --root "$TMP/rt-$name" "$@"
 }
 
 # The split lifecycle as one script: create, start, wait for the init to exit (it is not
@@ -537,7 +541,7 @@ SCRIPT
 }
 
 bench_runtimes() {
-  local name bin
+  local name
   mkdir -p "$BUNDLE" "$TMP/rt-podlab" "$TMP/rt-runc" "$TMP/rt-crun"
   (cd "$BUNDLE" && runc spec)
   jq --arg root "$ROOTFS" \
@@ -548,20 +552,11 @@ bench_runtimes() {
   add "floor: unshare + chroot" \
     "unshare --fork --pid --mount --uts --ipc --net chroot $ROOTFS /bin/true"
   for name in podlab runc crun; do
-    case "$name" in
-      podlab) bin=$PODLAB_RUNTIME ;;
-      runc) bin=$(command -v runc) ;;
-      crun) bin=$(command -v crun) ;;
-    esac
-    add "$name run" "$bin --root $TMP/rt-$name run -b $BUNDLE bench-$name"
+    add "$name run" "$(runtime_bin "$name") --root $TMP/rt-$name run -b $BUNDLE bench-$name"
   done
   for name in podlab runc crun; do
-    case "$name" in
-      podlab) bin=$PODLAB_RUNTIME ;;
-      runc) bin=$(command -v runc) ;;
-      crun) bin=$(command -v crun) ;;
-    esac
-    add "$name create+start+wait+delete" "$TMP/lifecycle.sh $bin $TMP/rt-$name $BUNDLE bench-$name-split"
+    add "$name create+start+wait+delete" \
+      "$TMP/lifecycle.sh $(runtime_bin "$name") $TMP/rt-$name $BUNDLE bench-$name-split"
   done
 }
 

@@ -36,12 +36,14 @@ pub fn mount_fs_as(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<()> {
-    let mut opts: Vec<&str> = FLAG_NAMES.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
-    opts.extend(data.filter(|d| !d.is_empty()));
+    let mut opts = flag_names(flags);
+    if let Some(d) = data.filter(|d| !d.is_empty()) {
+        opts = if opts.is_empty() { d.to_string() } else { format!("{opts},{d}") };
+    }
     explain::say(format!(
         "mount{}{} {source} {}",
         fstype.map(|t| format!(" -t {t}")).unwrap_or_default(),
-        if opts.is_empty() { String::new() } else { format!(" -o {}", opts.join(",")) },
+        if opts.is_empty() { String::new() } else { format!(" -o {opts}") },
         shown.display()
     ));
     mount_raw(source, target, fstype, flags, data).map_err(|e| match e {
@@ -53,7 +55,12 @@ pub fn mount_fs_as(
     })
 }
 
-/// Mount flags as `mount -o` names them.
+/// Mount flags as `mount -o` names them, comma-separated ("" for none).
+pub fn flag_names(flags: MsFlags) -> String {
+    let list: Vec<&str> = FLAG_NAMES.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
+    list.join(",")
+}
+
 const FLAG_NAMES: [(MsFlags, &str); 10] = [
     (MsFlags::MS_REMOUNT, "remount"),
     (MsFlags::MS_BIND, "bind"),

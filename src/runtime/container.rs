@@ -110,12 +110,7 @@ impl Runtime {
         let result = (|| {
             let cg = cgroups::setup(&spec, &cgroup_rel)?;
             made_cgroup = Some(cg.clone());
-            let console = match &opts.console_socket {
-                Some(path) => Some(OwnedFd::from(
-                    std::os::unix::net::UnixStream::connect(path).ctx("connect to the console socket", path)?,
-                )),
-                None => None,
-            };
+            let console = connect_console(opts.console_socket.as_deref())?;
             let mut spawned = spawn(opts.preserve_fds, console.as_ref())?;
             let job = CreateJob {
                 id: id.to_string(),
@@ -349,12 +344,7 @@ impl Runtime {
                 }
             })
             .collect();
-        let console = match &opts.console_socket {
-            Some(path) => Some(OwnedFd::from(
-                std::os::unix::net::UnixStream::connect(path).ctx("connect to the console socket", path)?,
-            )),
-            None => None,
-        };
+        let console = connect_console(opts.console_socket.as_deref())?;
         let mut spawned = spawn(opts.preserve_fds, console.as_ref())?;
         let job = ExecJob {
             pid: c.pid,
@@ -401,6 +391,12 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+}
+
+/// Connect to `--console-socket` (the init sends the terminal's master fd over it).
+fn connect_console(path: Option<&Path>) -> Result<Option<OwnedFd>> {
+    path.map(|p| std::os::unix::net::UnixStream::connect(p).ctx("connect to the console socket", p).map(OwnedFd::from))
+        .transpose()
 }
 
 /// Where the init finds the console socket: right after the channel.

@@ -290,16 +290,8 @@ fn locked_flags(source: &Path) -> MsFlags {
 }
 
 fn flag_names(flags: MsFlags) -> String {
-    let names = [
-        (MsFlags::MS_RDONLY, "ro"),
-        (MsFlags::MS_NOSUID, "nosuid"),
-        (MsFlags::MS_NODEV, "nodev"),
-        (MsFlags::MS_NOEXEC, "noexec"),
-        (MsFlags::MS_NOATIME, "noatime"),
-        (MsFlags::MS_RELATIME, "relatime"),
-    ];
-    let list: Vec<&str> = names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect();
-    if list.is_empty() { "defaults".into() } else { list.join(",") }
+    let names = pmount::flag_names(flags);
+    if names.is_empty() { "defaults".into() } else { names }
 }
 
 #[derive(Clone, Copy, PartialEq)]
