@@ -2,8 +2,9 @@
 //!
 //! Boxes and labs write down what they create before they create it (see
 //! `primitives::record`), so a crash leaves a record behind. Reset replays every record,
-//! resets every lab, and, for the system-wide state, removes podlab cgroups that lost
-//! their record (for example after /run was wiped by hand).
+//! resets every lab, force-deletes the containers of `podlab runtime` (default root), and,
+//! for the system-wide state, removes podlab cgroups that lost their record (for example
+//! after /run was wiped by hand).
 
 use std::path::Path;
 
@@ -28,6 +29,17 @@ pub fn reset_all(dirs: &StateDirs) -> ResetReport {
         match crate::labs::reset(dirs, lab) {
             Ok(true) => report.removed.push(format!("lab {:02} state", lab.number)),
             Ok(false) => {}
+            Err(e) => report.errors.push(e),
+        }
+    }
+    let runtime = crate::runtime::container::Runtime {
+        root: dirs.run.join("runtime"),
+        systemd_cgroup: false,
+        explain: crate::explain::enabled(),
+    };
+    for c in crate::runtime::state::list(&runtime.root).unwrap_or_default() {
+        match runtime.delete(&c.id, true) {
+            Ok(()) => report.removed.push(format!("container {}", c.id)),
             Err(e) => report.errors.push(e),
         }
     }

@@ -516,6 +516,30 @@ fn preserve_fds_passes_exactly_those() {
     rt.assert_clean(&[&id("fds")]);
 }
 
+/// `podlab reset` force-deletes what `podlab runtime` left in its default root.
+#[test]
+fn reset_removes_runtime_containers() {
+    let rt = Rt::new("reset");
+    let b = rt.bundle("reset", &["sleep", "1000"], |_| {});
+    let c = id("reset");
+    let status = Command::new(common::podlab())
+        .arg("--root")
+        .arg(&rt.t.dir)
+        .args(["runtime", "run", "--detach", "--bundle", b.to_str().unwrap(), &c])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let default_root = rt.t.dir.join("run/runtime");
+    assert!(default_root.join(&c).is_dir(), "podlab --root T runtime keeps state in T/run/runtime");
+    let out = rt.t.run(&["reset"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&c), "reset names the container: {}", text(&out.stdout));
+    assert!(!default_root.join(&c).exists());
+    rt.assert_clean(&[&c]);
+}
+
 #[test]
 fn podlab_runtime_subcommand_and_features() {
     let rt = Rt::new("sub");
