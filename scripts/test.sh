@@ -60,7 +60,7 @@ else
       *) script="$script; $vmbin/$name" ;;
     esac
   done
-  bash "$VM" -C "$PWD" -m 2048 -t 900 -e PODLAB_BIN="$vmbin/podlab" -e PODLAB_RUNTIME_BIN="$vmbin/podlab-runtime" \
+  bash "$VM" -C "$PWD" -m 2048 -t 1800 -e PODLAB_BIN="$vmbin/podlab" -e PODLAB_RUNTIME_BIN="$vmbin/podlab-runtime" \
     -- sh -c "$script"
   rm -rf "$vmbin"
 fi
