@@ -251,9 +251,11 @@ impl Runtime {
         cg.remove()?;
         wait_gone(&c);
         let dir = self.state_dir(id);
-        let stopped = serde_json::to_string(&c.oci_state(&self.root)).unwrap_or_default();
         std::fs::remove_dir_all(&dir).ctx("remove", &dir)?;
-        if let Ok(spec) = ocispec::load(&c.bundle) {
+        if let Ok(spec) = ocispec::load(&c.bundle)
+            && !hooks::of(&spec, hooks::Point::Poststop).is_empty()
+        {
+            let stopped = serde_json::to_string(&c.oci_state(&self.root)).unwrap_or_default();
             hooks::run_warn(&spec, hooks::Point::Poststop, &stopped);
         }
         Ok(())

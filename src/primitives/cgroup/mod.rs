@@ -233,9 +233,13 @@ impl Cgroup {
 
     /// Processes in the cgroup and all its children.
     pub fn procs(&self) -> Vec<i32> {
+        self.procs_in(&self.tree())
+    }
+
+    fn procs_in(&self, tree: &[PathBuf]) -> Vec<i32> {
         let mut all = Vec::new();
-        for rel in self.tree() {
-            all.extend(self.backend.procs(&rel));
+        for rel in tree {
+            all.extend(self.backend.procs(rel));
         }
         all.sort_unstable();
         all.dedup();
@@ -256,16 +260,20 @@ impl Cgroup {
 
     /// Kill every process in the cgroup tree (SIGKILL) and wait until it is empty.
     pub fn kill_all(&self) -> Result<()> {
+        self.kill_tree(&self.tree())
+    }
+
+    fn kill_tree(&self, tree: &[PathBuf]) -> Result<()> {
+        let mut procs = self.procs_in(tree);
         // cgroup v2 (Linux 5.14+) kills the whole tree in one atomic write, fork bombs included.
-        for dir in self.dirs() {
-            let kill = dir.join("cgroup.kill");
-            if kill.exists() && !self.procs().is_empty() {
+        if self.backend.version() == Version::V2 && !procs.is_empty() {
+            let kill = Path::new(ROOT).join(&self.rel).join("cgroup.kill");
+            if kill.exists() {
                 write(&kill, "1")?;
             }
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let procs = self.procs();
             if procs.is_empty() {
                 return Ok(());
             }
@@ -280,15 +288,17 @@ impl Cgroup {
                 )));
             }
             std::thread::sleep(Duration::from_millis(5));
+            procs = self.procs_in(tree);
         }
     }
 
     /// Kill what is left, remove the cgroup and its children, then remove empty parents up
     /// to and including `podlab`. Removing a cgroup that is gone is not an error.
     pub fn remove(&self) -> Result<()> {
-        self.kill_all()?;
-        for rel in self.tree() {
-            for dir in self.backend.dirs(&rel) {
+        let tree = self.tree();
+        self.kill_tree(&tree)?;
+        for rel in &tree {
+            for dir in self.backend.dirs(rel) {
                 rmdir_retry(&dir)?;
             }
         }
