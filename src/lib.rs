@@ -1,7 +1,8 @@
 //! podlab: a Kubernetes pod built from Linux primitives.
 //!
 //! Layers (each uses only those before it): `primitives` (syscalls and kernel files),
-//! then the composed tools (`boxrun` for `podlab box`), the `labs`, and the checks
+//! then `image`, the OCI `runtime`, `pod` (sandbox, network, QoS cgroups), the composed
+//! tools (`boxrun` for `podlab box`), the `labs`, and the checks
 //! (`doctor`, `reset`). See `design.md` in the project's shared notes and the README.
 
 pub mod boxrun;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod explain;
 pub mod image;
 pub mod labs;
+pub mod pod;
 pub mod primitives;
 pub mod quantity;
 pub mod reset;

@@ -1,5 +1,6 @@
-//! The `podlab` command. The box and container inits (`podlab __init`, `__rtinit`) are dispatched before anything
-//! else runs, so that process stays single-threaded and fast.
+//! The `podlab` command. The box and container inits and the pod's pause process (`__init`,
+//! `__rtinit`, `__pause`) are dispatched before anything else runs, so those processes stay
+//! single-threaded and fast.
 
 mod cli;
 
@@ -7,6 +8,7 @@ fn main() {
     match std::env::args_os().nth(1) {
         Some(a) if a == "__init" => podlab::boxrun::init::main(),
         Some(a) if a == "__rtinit" => podlab::runtime::init::main(),
+        Some(a) if a == "__pause" => podlab::pod::sandbox::main(),
         _ => {}
     }
     std::process::exit(cli::main());

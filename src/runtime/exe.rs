@@ -18,6 +18,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
 use crate::explain;
@@ -37,9 +38,14 @@ struct MountAttr {
 /// A handle on a copy of podlab's own binary that cannot be written through; exec it with
 /// [`path_of`].
 pub fn sealed_self() -> Result<OwnedFd> {
-    match read_only_clone() {
+    sealed(Path::new("/proc/self/exe"))
+}
+
+/// The same for another podlab binary (tests start the real `podlab`, not themselves).
+pub fn sealed(binary: &Path) -> Result<OwnedFd> {
+    match read_only_clone(binary) {
         Ok(fd) => Ok(fd),
-        Err(_) => sealed_memfd(),
+        Err(_) => sealed_memfd(binary),
     }
 }
 
@@ -48,16 +54,18 @@ pub fn path_of(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-fn read_only_clone() -> Result<OwnedFd> {
-    explain::say(
-        "open_tree(/proc/self/exe, OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_RDONLY)   # a read-only copy of podlab's binary to re-exec",
-    );
-    let path = c"/proc/self/exe";
+fn read_only_clone(binary: &Path) -> Result<OwnedFd> {
+    explain::say(format!(
+        "open_tree({}, OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_RDONLY)   # a read-only copy of podlab's binary to re-exec",
+        binary.display()
+    ));
+    let path = std::ffi::CString::new(binary.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::invalid(format!("{} contains a NUL byte", binary.display())))?;
     let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
     // SAFETY: open_tree takes a NUL-terminated path and flags; it returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
     if fd < 0 {
-        return Err(Error::sys("open_tree /proc/self/exe", nix::errno::Errno::last()));
+        return Err(Error::sys(format!("open_tree {}", binary.display()), nix::errno::Errno::last()));
     }
     // SAFETY: the kernel just returned this fd to us and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -79,15 +87,18 @@ fn read_only_clone() -> Result<OwnedFd> {
     Ok(fd)
 }
 
-fn sealed_memfd() -> Result<OwnedFd> {
+fn sealed_memfd(binary: &Path) -> Result<OwnedFd> {
     use nix::fcntl::{FcntlArg, SealFlag, fcntl};
     use nix::sys::memfd::{MFdFlags, memfd_create};
-    explain::say("memfd_create podlab + copy /proc/self/exe + F_SEAL_WRITE   # a sealed copy to re-exec");
+    explain::say(format!(
+        "memfd_create podlab + copy {} + F_SEAL_WRITE   # a sealed copy to re-exec",
+        binary.display()
+    ));
     let fd = memfd_create(c"podlab", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
         .map_err(|e| Error::sys("memfd_create", e))?;
     let mut out = File::from(fd);
-    let mut exe = File::open("/proc/self/exe").ctx("open", "/proc/self/exe")?;
-    std::io::copy(&mut exe, &mut out).ctx("copy into a memfd", "/proc/self/exe")?;
+    let mut exe = File::open(binary).ctx("open", binary)?;
+    std::io::copy(&mut exe, &mut out).ctx("copy into a memfd", binary)?;
     let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
     fcntl(&out, FcntlArg::F_ADD_SEALS(seals)).map_err(|e| Error::sys("seal the memfd copy", e))?;
     Ok(OwnedFd::from(out))

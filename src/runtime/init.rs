@@ -126,6 +126,8 @@ pub fn main() -> ! {
         }
     };
     let _ = super::exe::set_non_dumpable();
+    // Until it execs the container's program, `ps` shows it as "podlab-init".
+    let _ = nix::sys::prctl::set_name(c"podlab-init");
     let job: Job = match channel.recv() {
         Ok(Some(job)) => job,
         Ok(None) => std::process::exit(1),
