@@ -1,5 +1,7 @@
 //! Manifests through the public API: parsing, strict fields, and the API server's rules.
 
+mod common;
+
 use podlab::pod::manifest::{self, ConfigMap, FieldError, Object, Pod, Secret, Service};
 
 const VALID: &str = r#"
@@ -191,8 +193,9 @@ fn valid_file_parses_into_typed_objects() {
 
 #[test]
 fn load_reads_a_file_and_names_it() {
-    let dir = std::env::temp_dir().join(format!("podlab-manifest-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // TestRoot removes the directory even when an assertion fails.
+    let t = common::TestRoot::new("manifest");
+    let dir = t.dir.clone();
     let good = dir.join("app.yaml");
     std::fs::write(&good, VALID).unwrap();
     assert_eq!(manifest::load(&good).unwrap().len(), 4);
@@ -205,7 +208,6 @@ fn load_reads_a_file_and_names_it() {
     let missing = dir.join("missing.yaml");
     let err = manifest::load(&missing).unwrap_err().to_string();
     assert!(err.contains("missing.yaml"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
