@@ -19,13 +19,7 @@ use crate::primitives::{chroot, mount};
 
 /// Entry point of `podlab __init`; never returns.
 pub fn main() -> ! {
-    let mut channel = match Channel::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("podlab __init: {e}");
-            std::process::exit(125);
-        }
-    };
+    let mut channel = Channel::from_env_or_exit("__init", 125);
     let spec: BoxSpec = match channel.recv() {
         Ok(Some(spec)) => spec,
         Ok(None) => std::process::exit(125), // the parent went away

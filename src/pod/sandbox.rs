@@ -150,13 +150,7 @@ impl Sandbox {
 
 /// Entry point of `podlab __pause`; never returns.
 pub fn main() -> ! {
-    let mut channel = match Channel::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("podlab __pause: {e}");
-            std::process::exit(1);
-        }
-    };
+    let mut channel = Channel::from_env_or_exit("__pause", 1);
     let _ = crate::runtime::exe::set_non_dumpable();
     // `ps` and `top` show it as "pause" (the exec'd path is /proc/self/fd/N).
     let _ = nix::sys::prctl::set_name(c"pause");

@@ -53,6 +53,18 @@ impl Channel {
         Ok(Channel { reader: BufReader::new(stream) })
     }
 
+    /// [`Channel::from_env`] for a re-executed entry point (`podlab __init` ...): on failure
+    /// print why, naming `who`, and exit with `code` (it was not started by podlab).
+    pub fn from_env_or_exit(who: &str, code: i32) -> Channel {
+        match Channel::from_env() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("podlab {who}: {e}");
+                std::process::exit(code);
+            }
+        }
+    }
+
     /// Send one message.
     pub fn send<T: Serialize>(&mut self, message: &T) -> Result<()> {
         let mut line = serde_json::to_vec(message).map_err(|e| Error::invalid(e.to_string()))?;

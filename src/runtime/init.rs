@@ -118,13 +118,7 @@ pub(crate) fn step<T>(name: &str, r: Result<T>) -> Step<T> {
 
 /// Entry point of `__rtinit`; never returns.
 pub fn main() -> ! {
-    let mut channel = match Channel::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("podlab __rtinit: {e}");
-            std::process::exit(1);
-        }
-    };
+    let mut channel = Channel::from_env_or_exit("__rtinit", 1);
     let _ = super::exe::set_non_dumpable();
     // Until it execs the container's program, `ps` shows it as "podlab-init".
     let _ = nix::sys::prctl::set_name(c"podlab-init");
