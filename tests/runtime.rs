@@ -472,12 +472,25 @@ fn hooks_run_at_their_points() {
         assert_eq!(state["status"], status, "{name}: {state}");
         assert_eq!(env.trim(), "yes", "{name}: the hook's env");
     }
+    // A startContainer hook alone still gets the state (status "created") on stdin.
+    let b = rt.bundle("startonly", &["true"], |s| {
+        s["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/out", "type": "bind", "source": o, "options": ["rbind", "rw"]}));
+        s["hooks"] =
+            json!({"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /out/startonly.json"]}]});
+    });
+    let run = rt.run(&["run", "--bundle", b.to_str().unwrap(), &id("startonly")]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(out.join("startonly.json")).unwrap()).unwrap();
+    assert_eq!((state["id"].clone(), state["status"].clone()), (json!(id("startonly")), json!("created")));
     // A failing createRuntime hook: create fails naming it, and nothing is left.
     let b = rt.bundle("badhook", &["true"], |s| {
         s["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
     });
     rt.fails(&["create", "--bundle", b.to_str().unwrap(), &id("badhook")], "CreateRuntime hook 0 (/bin/false)");
-    rt.assert_clean(&[&c, &id("badhook")]);
+    rt.assert_clean(&[&c, &id("badhook"), &id("startonly")]);
 }
 
 /// `--preserve-fds N` passes fds 3..3+N on; every other fd of the caller stays outside.

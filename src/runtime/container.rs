@@ -296,17 +296,14 @@ impl Runtime {
         crate::primitives::process::forward_signals(c.pid);
         channel.send(&Command::Start)?;
         self.poststart(&c);
-        let mut code = crate::primitives::process::wait_status(c.pid);
+        let code = crate::primitives::process::wait_status(c.pid);
         // The init closes its end when exec succeeds; a failure report comes first.
-        if let Ok(Some(Report::Failed { step, message, exit_code })) = channel.recv::<Report>() {
+        if let Ok(Some(Report::Failed { step, message, .. })) = channel.recv::<Report>() {
             let _ = self.delete(id, true);
-            let _ = exit_code;
             return Err(Error::Child { step, message });
         }
-        let cg = c.cgroup()?;
-        if code == 137 && cg.stats().oom_kills > 0 {
+        if code == 137 && c.cgroup()?.stats().oom_kills > 0 {
             eprintln!("podlab: container {id} was killed by the OOM killer (memory limit reached)");
-            code = 137;
         }
         self.delete(id, true)?;
         Ok(code)
@@ -328,22 +325,10 @@ impl Runtime {
             .unwrap_or_default()
             .iter()
             .map(|n| super::init::proc_name(n.typ()).to_string())
+            // Only namespaces the init really has apart from ours (a shared one is skipped).
             .filter(|n| {
-                // Only namespaces the init really has apart from ours (a shared one is skipped).
-                let theirs = std::fs::metadata(format!("/proc/{}/ns/{n}", c.pid))
-                    .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-                let ours =
-                    std::fs::metadata(format!("/proc/self/ns/{n}")).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-                matches!((theirs, ours), (Ok(a), Ok(b)) if a != b)
-            })
-            .map(|n| {
-                if n == "mnt" {
-                    "mount".to_string()
-                } else if n == "net" {
-                    "network".to_string()
-                } else {
-                    n
-                }
+                use crate::primitives::proc::{ns_inode, own_ns_inode};
+                matches!((ns_inode(c.pid, n), own_ns_inode(n)), (Ok(a), Ok(b)) if a != b)
             })
             .collect();
         let console = connect_console(opts.console_socket.as_deref())?;

@@ -278,8 +278,11 @@ fn container_init(job: &CreateJob, channel: &mut Channel) -> Step<i32> {
         if job.wait_on_channel { None } else { Some(step("listen on the start socket", listen(&state_dir))?) };
     let mut hook_state = String::new();
     let mut before_pivot = || -> Step<()> {
-        if hooks::of(spec, hooks::Point::CreateRuntime).is_empty()
-            && hooks::of(spec, hooks::Point::CreateContainer).is_empty()
+        // The state for the container's own hooks comes back with the createRuntime answer,
+        // so ask whenever any of the three will run.
+        if [hooks::Point::CreateRuntime, hooks::Point::CreateContainer, hooks::Point::StartContainer]
+            .iter()
+            .all(|p| hooks::of(spec, *p).is_empty())
         {
             return Ok(());
         }
@@ -320,7 +323,13 @@ fn container_init(job: &CreateJob, channel: &mut Channel) -> Step<i32> {
     };
     drop(state_dir);
     if !hooks::of(spec, hooks::Point::StartContainer).is_empty() {
-        let state = hook_state.replace("\"creating\"", "\"created\"");
+        let state = match serde_json::from_str::<state::OciState>(&hook_state) {
+            Ok(mut s) => {
+                s.status = state::Status::Created;
+                serde_json::to_string(&s).unwrap_or(hook_state)
+            }
+            Err(_) => hook_state,
+        };
         if let Err(e) = hooks::run(spec, hooks::Point::StartContainer, &state) {
             let failure = ("run the startContainer hooks".to_string(), e, 1);
             if let Some(conn) = conn.as_mut() {
