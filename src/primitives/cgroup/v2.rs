@@ -36,6 +36,17 @@ fn enable_controllers(parent: &Path) -> Result<()> {
     write(&parent.join("cgroup.subtree_control"), &missing.join(" "))
 }
 
+/// Walk down from the root, enabling controllers in each parent before making the child.
+fn walk_down(rel: &Path) -> Result<()> {
+    let mut current = PathBuf::from(super::ROOT);
+    for part in rel.components() {
+        enable_controllers(&current)?;
+        current.push(part);
+        mkdir_p(&current)?;
+    }
+    Ok(())
+}
+
 impl Backend for V2 {
     fn set_frozen(&self, rel: &Path, frozen: bool) -> Result<()> {
         write(&dir(rel).join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
@@ -69,14 +80,15 @@ impl Backend for V2 {
     }
 
     fn create(&self, rel: &Path) -> Result<()> {
-        // Walk down from the root, enabling controllers in each parent before the child.
-        let mut current = PathBuf::from(super::ROOT);
-        for part in rel.components() {
-            enable_controllers(&current)?;
-            current.push(part);
-            mkdir_p(&current)?;
+        // A shared parent (podlab/) may be removed by another cgroup's cleanup while we walk
+        // down (it removes empty parents): start again from the root when a step finds it gone.
+        let mut tries = 0;
+        loop {
+            match walk_down(rel) {
+                Err(e) if e.errno() == Some(libc::ENOENT) && tries < 10 => tries += 1,
+                other => return other,
+            }
         }
-        Ok(())
     }
 
     fn join(&self, rel: &Path, pid: i32) -> Result<()> {
