@@ -6,6 +6,8 @@
 //! [`ipam`] (pod IP addresses). The node agent, the pod network and the containers come next.
 
 pub mod ipam;
+pub mod logs;
 pub mod manifest;
 pub mod qos;
+pub mod restart;
 pub mod sandbox;
