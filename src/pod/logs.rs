@@ -472,20 +472,24 @@ mod tests {
 
     #[test]
     fn layout_of_log_files() {
-        assert_eq!(log_path(Path::new("/var/log/pods/default_web_u1"), "app", 3), PathBuf::from("/var/log/pods/default_web_u1/app/3.log"));
-        assert_eq!(pod_log_dir(Path::new("/var/log/pods"), "default", "web", "u1"), PathBuf::from("/var/log/pods/default_web_u1"));
+        assert_eq!(
+            log_path(Path::new("/var/log/pods/default_web_u1"), "app", 3),
+            PathBuf::from("/var/log/pods/default_web_u1/app/3.log")
+        );
+        assert_eq!(
+            pod_log_dir(Path::new("/var/log/pods"), "default", "web", "u1"),
+            PathBuf::from("/var/log/pods/default_web_u1")
+        );
     }
 
     #[test]
     fn lines_become_full_and_partial_records() {
         use Tag::{Full, Partial};
         for piece in [1, 7, 4096, CHUNK] {
-            assert_eq!(split(b"a\nbc\r\n\nlast", piece), [
-                (Full, b"a".to_vec()),
-                (Full, b"bc".to_vec()),
-                (Full, b"".to_vec()),
-                (Partial, b"last".to_vec())
-            ]);
+            assert_eq!(
+                split(b"a\nbc\r\n\nlast", piece),
+                [(Full, b"a".to_vec()), (Full, b"bc".to_vec()), (Full, b"".to_vec()), (Partial, b"last".to_vec())]
+            );
         }
         let exact = vec![b'x'; MAX_RECORD];
         for piece in [1000, 4096, CHUNK] {
@@ -494,16 +498,15 @@ mod tests {
             assert_eq!(split(&input, piece), [(Full, exact.clone())], "piece {piece}");
             let mut long = vec![b'y'; 2 * MAX_RECORD + 5];
             long.push(b'\n');
-            assert_eq!(split(&long, piece), [
-                (Partial, vec![b'y'; MAX_RECORD]),
-                (Partial, vec![b'y'; MAX_RECORD]),
-                (Full, vec![b'y'; 5])
-            ]);
+            assert_eq!(
+                split(&long, piece),
+                [(Partial, vec![b'y'; MAX_RECORD]), (Partial, vec![b'y'; MAX_RECORD]), (Full, vec![b'y'; 5])]
+            );
             // Exactly two records' worth, then the pipe closes: two P records, no empty F.
-            assert_eq!(split(&vec![b'z'; 2 * MAX_RECORD], piece), [
-                (Partial, vec![b'z'; MAX_RECORD]),
-                (Partial, vec![b'z'; MAX_RECORD])
-            ]);
+            assert_eq!(
+                split(&vec![b'z'; 2 * MAX_RECORD], piece),
+                [(Partial, vec![b'z'; MAX_RECORD]), (Partial, vec![b'z'; MAX_RECORD])]
+            );
         }
         assert!(split(b"", 10).is_empty());
     }
@@ -580,15 +583,18 @@ mod tests {
     fn tail_since_timestamps_and_limit() {
         let dir = TempDir::new("tail");
         let path = dir.0.join("0.log");
-        write_log(&path, &[
-            "2024-01-01T00:00:01Z stdout F one",
-            "2024-01-01T00:00:02.5Z stderr P tw",
-            "2024-01-01T00:00:02.6Z stdout F three",
-            "2024-01-01T00:00:02.7Z stderr F o",
-            "not a record",
-            "2024-01-01T00:00:04Z stdout F four",
-            "2024-01-01T00:00:05Z stdout F five",
-        ]);
+        write_log(
+            &path,
+            &[
+                "2024-01-01T00:00:01Z stdout F one",
+                "2024-01-01T00:00:02.5Z stderr P tw",
+                "2024-01-01T00:00:02.6Z stdout F three",
+                "2024-01-01T00:00:02.7Z stderr F o",
+                "not a record",
+                "2024-01-01T00:00:04Z stdout F four",
+                "2024-01-01T00:00:05Z stdout F five",
+            ],
+        );
         let all = read_all(&path, &ReadOptions::default());
         assert_eq!(all, "one\nthree\ntwo\nfour\nfive\n");
 
