@@ -7,5 +7,6 @@
 
 pub mod ipam;
 pub mod manifest;
+pub mod network;
 pub mod qos;
 pub mod sandbox;
