@@ -81,6 +81,13 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The MAC address of a link of the node (`ip -o link show`).
+    fn mac(&self, link: &str) -> String {
+        let shown = self.exec(&["ip", "-o", "link", "show", link]);
+        let mac = shown.split_whitespace().skip_while(|w| *w != "link/ether").nth(1);
+        mac.unwrap_or_else(|| panic!("no MAC in {shown}")).to_string()
+    }
+
     fn iptables_save(&self) -> String {
         self.exec(&["iptables-save"])
     }
@@ -196,6 +203,8 @@ fn pods_on_a_bridge_reach_each_other_and_leave_nothing() {
         assert!(said.contains(&line), "not explained: {line}\nsaid: {said:#?}");
     }
 
+    assert!(said.iter().any(|l| l.starts_with("ip link set podlab0 address 02:")), "{said:#?}");
+
     // The node as the kernel sees it.
     let bridge = link::get(Some(&lab.node), "podlab0").unwrap().expect("bridge");
     assert_eq!(bridge.kind.as_deref(), Some("bridge"));
@@ -234,6 +243,12 @@ fn pods_on_a_bridge_reach_each_other_and_leave_nothing() {
     assert_eq!(b.ip, Ipv4Addr::new(10, 244, 0, 3));
     assert_eq!(lab.ipam().lookup("uid-a"), Some(a.ip));
 
+    // The bridge keeps its own (locally administered) MAC whatever ports come and go, so the
+    // pods' ARP entry for the gateway stays right.
+    let mac = lab.mac("podlab0");
+    assert!(mac.starts_with("02:"), "{mac}");
+    assert_ne!(mac, lab.mac(&a.host_veth));
+
     let eth0 = link::get(Some(&ns_a), "eth0").unwrap().expect("eth0 in the pod");
     assert!(eth0.up && eth0.addrs.contains(&"10.244.0.2/24".to_string()), "{eth0:?}");
     assert!(link::get(Some(&ns_a), "lo").unwrap().unwrap().up);
@@ -263,6 +278,7 @@ fn pods_on_a_bridge_reach_each_other_and_leave_nothing() {
     assert!(!link::exists(Some(&lab.node), &a.host_veth));
     assert!(!link::exists(Some(&ns_a), "eth0"));
     assert_eq!(lab.ipam().lookup("uid-a"), None);
+    assert_eq!(lab.mac("podlab0"), mac, "the bridge's MAC changed when a port left");
     assert!(netns::ping(Some(&ns_b), a.ip, Duration::from_millis(300)).is_err());
     netns::ping(Some(&ns_b), GATEWAY, wait).unwrap();
 

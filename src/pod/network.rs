@@ -104,6 +104,7 @@ pub fn ensure_node(cfg: &NodeNetConfig) -> Result<()> {
             )));
         }
     }
+    ensure_mac(bridge, bridge_mac(bridge, ipam.gateway()))?;
     link::add_addr(None, bridge, &format!("{}/{}", ipam.gateway(), ipam.prefix_len()))?;
     link::set_up(None, bridge)?;
     // Route between the bridge and the other links; let packets from 127.0.0.1 (DNATed to a pod
@@ -425,23 +426,70 @@ fn set_hairpin(name: &str) -> Result<()> {
     use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST};
     use rtnetlink::packet_route::link::{InfoBridgePort, InfoPortData, InfoPortKind};
 
-    let index = link::get(None, name)?
-        .ok_or_else(|| Error::Missing(format!("link {name} vanished before hairpin mode could be set")))?
-        .index;
+    let index = index_of(name)?;
     explain::say(format!("ip link set {name} type bridge_slave hairpin on"));
-    let failed =
-        |message: String| Error::Netlink { action: format!("cannot turn hairpin mode on for {name}"), message };
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| failed(e.to_string()))?;
-    runtime.block_on(async {
-        let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| failed(e.to_string()))?;
-        tokio::spawn(connection);
+    netlink(&format!("cannot turn hairpin mode on for {name}"), |handle| async move {
         let message = LinkUnspec::new_with_index(index)
             .set_port_kind(InfoPortKind::Bridge)
             .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(true)]))
             .build();
         // RTM_NEWLINK on an existing link changes it (what `ip link set ... type` sends).
-        handle.link().add(message).set_flags(NLM_F_REQUEST | NLM_F_ACK).execute().await.map_err(|e| match e {
+        handle.link().add(message).set_flags(NLM_F_REQUEST | NLM_F_ACK).execute().await
+    })
+}
+
+/// The bridge's own MAC address: locally administered, from its name and gateway. Without one a
+/// bridge takes the lowest MAC of its ports, so the gateway's MAC changes when a pod leaves and
+/// the other pods' ARP caches point at nothing until they expire.
+fn bridge_mac(bridge: &str, gateway: Ipv4Addr) -> [u8; 6] {
+    let d = Sha256::digest(format!("podlab bridge {bridge} {gateway}").as_bytes());
+    [0x02, d[0], d[1], d[2], d[3], d[4]]
+}
+
+/// `ip link set LINK address MAC`, unless it has that address already.
+fn ensure_mac(name: &str, mac: [u8; 6]) -> Result<()> {
+    use futures::TryStreamExt;
+    use rtnetlink::LinkUnspec;
+    use rtnetlink::packet_route::link::LinkAttribute;
+
+    let index = index_of(name)?;
+    let current = netlink(&format!("cannot read the MAC address of {name}"), |handle| async move {
+        let link = handle.link().get().match_index(index).execute().try_next().await?;
+        Ok(link.and_then(|l| {
+            l.attributes.into_iter().find_map(|a| match a {
+                LinkAttribute::Address(mac) => Some(mac),
+                _ => None,
+            })
+        }))
+    })?;
+    if current.as_deref() == Some(mac.as_slice()) {
+        return Ok(());
+    }
+    let text: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    explain::say(format!("ip link set {name} address {}", text.join(":")));
+    netlink(&format!("cannot set the MAC address of {name}"), |handle| async move {
+        handle.link().set(LinkUnspec::new_with_index(index).address(mac.to_vec()).build()).execute().await
+    })
+}
+
+fn index_of(name: &str) -> Result<u32> {
+    Ok(link::get(None, name)?.ok_or_else(|| Error::Missing(format!("link {name} vanished while being set up")))?.index)
+}
+
+/// Netlink requests in this thread's network namespace, on a private current-thread runtime
+/// (link.rs's helper is private; these two requests are the ones it does not offer).
+fn netlink<T, F, Fut>(action: &str, work: F) -> Result<T>
+where
+    F: FnOnce(rtnetlink::Handle) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, rtnetlink::Error>>,
+{
+    let failed = |message: String| Error::Netlink { action: action.to_string(), message };
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| failed(e.to_string()))?;
+    runtime.block_on(async {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| failed(e.to_string()))?;
+        tokio::spawn(connection);
+        work(handle).await.map_err(|e| match e {
             rtnetlink::Error::NetlinkError(m) => failed(Errno::from_raw(m.raw_code().abs()).desc().to_string()),
             other => failed(other.to_string()),
         })
