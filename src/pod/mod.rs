@@ -8,6 +8,7 @@
 pub mod ipam;
 pub mod logs;
 pub mod manifest;
+pub mod network;
 pub mod probe;
 pub mod qos;
 pub mod restart;

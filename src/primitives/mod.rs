@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod channel;
 pub mod chroot;
+pub mod iptables;
 pub mod link;
 pub mod mount;
 pub mod namespace;
