@@ -5,6 +5,7 @@
 //! [`sandbox`] (the pause process), [`qos`] (QoS class, the kubelet's cgroup tree and values),
 //! [`ipam`] (pod IP addresses). The node agent, the pod network and the containers come next.
 
+pub mod env;
 pub mod ipam;
 pub mod manifest;
 pub mod qos;
