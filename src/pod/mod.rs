@@ -10,3 +10,4 @@ pub mod ipam;
 pub mod manifest;
 pub mod qos;
 pub mod sandbox;
+pub mod volumes;
