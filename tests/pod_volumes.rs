@@ -641,3 +641,74 @@ spec:
     // Teardown of a pod that never had volumes, or no directory at all, is fine.
     volumes::teardown(&s.root.dir.join("pods/none")).unwrap();
 }
+
+#[test]
+fn a_container_sees_its_volumes() {
+    let s = Scratch::new("container");
+    let (pod, objects, facts) = load(&format!(
+        "{OBJECTS}{}",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: app
+    image: busybox
+    env:
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    volumeMounts:
+    - {name: config, mountPath: /etc/app.conf, subPath: app.conf}
+    - {name: creds, mountPath: /creds}
+    - {name: info, mountPath: /info}
+    - {name: data, mountPath: /logs, subPathExpr: "logs/$(POD_NAME)"}
+  volumes:
+  - {name: config, configMap: {name: app-config}}
+  - {name: creds, secret: {secretName: db, defaultMode: 0400}}
+  - {name: info, downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}}
+  - {name: data, emptyDir: {}}
+"#
+    ));
+    volumes::setup(&pod, &s.pod_dir, &facts, &objects).expect("setup");
+    let c = container(&pod, "app");
+    let env = env::container_env(&pod, c, &facts, &objects).unwrap();
+    let mounts = volumes::mounts(&pod, &s.pod_dir, c, &env).expect("mounts");
+
+    let runtime = env!("CARGO_BIN_EXE_podlab-runtime");
+    let bundle = s.root.dir.join("bundle");
+    fs::create_dir_all(&bundle).unwrap();
+    let out =
+        std::process::Command::new(runtime).args(["spec", "--bundle", bundle.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "spec: {}", common::text(&out.stderr));
+    let file = bundle.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    spec["root"]["path"] = serde_json::json!(s.root.rootfs());
+    spec["process"]["terminal"] = serde_json::json!(false);
+    let script = "cat /etc/app.conf; cat /creds/password; echo; cat /info/name; echo; \
+                  (echo x > /etc/app.conf) 2>/dev/null && echo config-rw || echo config-ro; \
+                  (echo x > /creds/new) 2>/dev/null && echo creds-rw || echo creds-ro; \
+                  echo log > /logs/out && echo logs-rw";
+    spec["process"]["args"] = serde_json::json!(["sh", "-c", script]);
+    for m in &mounts {
+        spec["mounts"].as_array_mut().unwrap().push(serde_json::to_value(m).unwrap());
+    }
+    fs::write(&file, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    let state = s.root.dir.join("state");
+    let id = format!("t{}-volumes", std::process::id());
+    let out = std::process::Command::new(runtime)
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle", bundle.to_str().unwrap(), &id])
+        .output()
+        .unwrap();
+    assert_eq!(
+        common::text(&out.stdout),
+        "port=8080\ns3cret\nweb\nconfig-ro\ncreds-ro\nlogs-rw\n",
+        "{}",
+        common::text(&out.stderr)
+    );
+    assert_eq!(read(&s.vol("data/logs/web/out")), "log\n", "the container wrote into its subPath");
+    let left: Vec<_> = fs::read_dir(&state).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "containers left: {left:?}");
+    s.finish();
+}

@@ -180,8 +180,11 @@ pub fn setup(pod: &Pod, pod_dir: &Path, facts: &PodFacts, objects: &Objects) -> 
                 _ => {
                     if !mounted.contains(&dir) {
                         mount_tmpfs(&record, &dir, memory)?;
-                        write_payload(&dir, payload.as_ref().unwrap_or(&Payload::new()))
-                            .map_err(|e| in_volume(&v.name, e))?;
+                        if let Err(e) = write_payload(&dir, payload.as_ref().unwrap_or(&Payload::new())) {
+                            // Never leave a half-written volume mounted: a later setup would keep it.
+                            let _ = unmount_stack(&dir);
+                            return Err(in_volume(&v.name, e));
+                        }
                     }
                 }
             }
@@ -217,7 +220,7 @@ fn make_dir(dir: &Path, mode: u32) -> Result<()> {
     explain::say(format!("mkdir -m {mode:04o} {}", dir.display()));
     match fs::DirBuilder::new().mode(mode).create(dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(Error::io("create directory", dir, e)),
     }
     // mkdir applies the umask: set the exact mode.
@@ -649,8 +652,11 @@ fn civil_date(days: u64) -> (u64, u64, u64) {
 /// not make.
 pub fn mounts(pod: &Pod, pod_dir: &Path, c: &Container, env: &[(String, String)]) -> Result<Vec<Mount>> {
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_deref()).unwrap_or_default();
-    let pod_dir = fs::canonicalize(pod_dir).ctx("find the pod directory", pod_dir)?;
     let mut out = Vec::new();
+    if c.volume_mounts.as_ref().is_none_or(Vec::is_empty) {
+        return Ok(out);
+    }
+    let pod_dir = fs::canonicalize(pod_dir).ctx("find the pod directory", pod_dir)?;
     for (index, m) in c.volume_mounts.iter().flatten().enumerate() {
         let what = format!("container {:?}: volumeMounts[{index}] ({:?} at {})", c.name, m.name, m.mount_path);
         let err = |e: Error| match e {
