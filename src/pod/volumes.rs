@@ -163,30 +163,8 @@ pub fn setup(pod: &Pod, pod_dir: &Path, facts: &PodFacts, objects: &Objects) -> 
         let memory = memory_volume_size(pod, facts);
         for (v, kind, payload) in &plan {
             let dir = root.join(&v.name);
-            match kind {
-                Kind::HostPath(_) => {}
-                Kind::EmptyDir(source) => {
-                    let medium = source.and_then(|s| s.medium.as_deref()).unwrap_or("");
-                    if medium == "Memory" {
-                        if !mounted.contains(&dir) {
-                            let limit = size_limit(&v.name, source.and_then(|s| s.size_limit.as_ref()))?;
-                            let size = limit.map_or(memory, |l| l.min(memory));
-                            mount_tmpfs(&record, &dir, size)?;
-                        }
-                    } else if !dir.exists() {
-                        make_dir(&dir, EMPTY_DIR_MODE)?;
-                    }
-                }
-                _ => {
-                    if !mounted.contains(&dir) {
-                        mount_tmpfs(&record, &dir, memory)?;
-                        if let Err(e) = write_payload(&dir, payload.as_ref().unwrap_or(&Payload::new())) {
-                            // Never leave a half-written volume mounted: a later setup would keep it.
-                            let _ = unmount_stack(&dir);
-                            return Err(in_volume(&v.name, e));
-                        }
-                    }
-                }
+            if !mounted.contains(&dir) {
+                make_volume(&record, &dir, v, kind, payload.as_ref(), memory)?;
             }
         }
         Ok(())
@@ -198,6 +176,39 @@ pub fn setup(pod: &Pod, pod_dir: &Path, facts: &PodFacts, objects: &Objects) -> 
         return Err(e);
     }
     Ok(())
+}
+
+/// Make one volume at `dir` (not mounted yet). `memory`: the size of a memory-backed volume.
+fn make_volume(
+    record: &Record,
+    dir: &Path,
+    v: &Volume,
+    kind: &Kind<'_>,
+    payload: Option<&Payload>,
+    memory: u64,
+) -> Result<()> {
+    match kind {
+        Kind::HostPath(_) => Ok(()),
+        Kind::EmptyDir(source) if source.and_then(|s| s.medium.as_deref()) == Some("Memory") => {
+            let size = match size_limit(&v.name, source.and_then(|s| s.size_limit.as_ref()))? {
+                Some(limit) if memory > 0 => limit.min(memory),
+                Some(limit) => limit,
+                None => memory,
+            };
+            mount_tmpfs(record, dir, size)
+        }
+        Kind::EmptyDir(_) if dir.exists() => Ok(()), // kept across setups: the pod's scratch data
+        Kind::EmptyDir(_) => make_dir(dir, EMPTY_DIR_MODE),
+        _ => {
+            mount_tmpfs(record, dir, memory)?;
+            if let Err(e) = write_payload(dir, payload.unwrap_or(&Payload::new())) {
+                // Never leave a half-written volume mounted: a later setup would keep it.
+                let _ = unmount_stack(dir);
+                return Err(in_volume(&v.name, e));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn in_volume(name: &str, e: Error) -> Error {
@@ -642,9 +653,10 @@ fn civil_date(days: u64) -> (u64, u64, u64) {
 /// path or a symlink that leads out of the volume is refused with an error naming the container,
 /// the mount and the subPath. RESOLVE_BENEATH rather than RESOLVE_IN_ROOT: IN_ROOT would quietly
 /// reinterpret a symlink to `/etc` as `<volume>/etc`, which is not what the container sees through
-/// that link either; refusing says clearly that something is wrong. Missing directories on the way
-/// are created inside the volume with the volume's mode and owner, as the kubelet does. The open
-/// file is then bind-mounted (through `/proc/self/fd/N`) on
+/// that link either; refusing says clearly that something is wrong. (So an absolute symlink is
+/// refused even when it points back into the volume, which the kubelet would allow.) Missing
+/// directories on the way are created inside the volume with the volume's mode and owner, as the
+/// kubelet does. The open file is then bind-mounted (through `/proc/self/fd/N`) on
 /// `pod_dir/volume-subpaths/<volume>/<container>/<index>`, which becomes the mount's source: once
 /// pinned there, swapping the entry for a symlink changes nothing.
 ///
