@@ -5,6 +5,7 @@
 //! [`sandbox`] (the pause process), [`qos`] (QoS class, the kubelet's cgroup tree and values),
 //! [`ipam`] (pod IP addresses). The node agent, the pod network and the containers come next.
 
+pub mod env;
 pub mod ipam;
 pub mod logs;
 pub mod manifest;
@@ -13,3 +14,4 @@ pub mod probe;
 pub mod qos;
 pub mod restart;
 pub mod sandbox;
+pub mod volumes;
