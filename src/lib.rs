@@ -11,6 +11,7 @@ pub mod error;
 pub mod explain;
 pub mod image;
 pub mod labs;
+pub mod node;
 pub mod pod;
 pub mod primitives;
 pub mod quantity;

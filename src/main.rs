@@ -9,6 +9,7 @@ fn main() {
         Some(a) if a == "__init" => podlab::boxrun::init::main(),
         Some(a) if a == "__rtinit" => podlab::runtime::init::main(),
         Some(a) if a == "__pause" => podlab::pod::sandbox::main(),
+        Some(a) if a == "__supervise" => podlab::pod::supervisor::main(),
         _ => {}
     }
     std::process::exit(cli::main());

@@ -44,7 +44,8 @@ fn nsenter(sb: &Pause, args: &[&str], cmd: &[&str]) -> String {
 #[test]
 fn pause_holds_new_namespaces_and_exits_on_sigterm() {
     let me = std::process::id() as i32;
-    let sb = start(&SandboxSpec { hostname: "web-0".into(), network: true, share_pid: false, cgroup: None });
+    let sb =
+        start(&SandboxSpec { hostname: "web-0".into(), network: true, share_pid: false, cgroup: None, netns: None });
     assert!(sb.alive());
     for name in ["net", "ipc", "uts"] {
         assert_ne!(ns(sb.pid, name), ns(me, name), "{name} namespace is not new");
@@ -65,7 +66,8 @@ fn pause_holds_new_namespaces_and_exits_on_sigterm() {
 
 #[test]
 fn shared_pid_namespace_makes_pause_pid_1_and_it_reaps_orphans() {
-    let sb = start(&SandboxSpec { hostname: "shared".into(), network: false, share_pid: true, cgroup: None });
+    let sb =
+        start(&SandboxSpec { hostname: "shared".into(), network: false, share_pid: true, cgroup: None, netns: None });
     assert_ne!(ns(sb.pid, "pid"), ns(std::process::id() as i32, "pid"));
     assert_eq!(ns(sb.pid, "net"), ns(std::process::id() as i32, "net"), "hostNetwork: the host's network namespace");
     assert_eq!(

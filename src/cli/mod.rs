@@ -1,9 +1,14 @@
 //! The command line: clap definitions and the only place that prints for humans.
 
 mod boxcmd;
+mod describe;
 mod doctor;
 mod image;
+mod inspect;
 mod lab;
+mod node;
+mod pod;
+mod podexec;
 
 use std::path::PathBuf;
 
@@ -40,6 +45,22 @@ enum Commands {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Run the pods of a manifest on this machine (starts the node agent when needed).
+    Run(pod::RunArgs),
+    /// List pods: `podlab get pods [-o wide|yaml|json]`.
+    Get(pod::GetArgs),
+    /// Show a pod in detail, with its events: `podlab describe pod NAME`.
+    Describe(pod::PodRef),
+    /// Print a container's log: `podlab logs [-f] [-c C] [--previous] POD`.
+    Logs(pod::LogsArgs),
+    /// Run a command in a pod's container: `podlab exec [-it] POD [-c C] -- CMD`.
+    Exec(pod::ExecArgs),
+    /// Delete pods: `podlab delete -f FILE` or `podlab delete pod NAME`.
+    Delete(pod::DeleteArgs),
+    /// The X-ray of a pod: namespaces, cgroups, network, mounts, processes.
+    Inspect(pod::PodRef),
+    /// The node agent (podlab's kubelet): runs the pods of a manifest directory.
+    Node(node::NodeArgs),
     /// Build a root filesystem from a recipe shipped with podlab (busybox).
     Rootfs {
         /// Recipe name.
@@ -88,9 +109,12 @@ pub fn main() -> i32 {
         let argv = std::iter::once(std::ffi::OsString::from("podlab runtime")).chain(args);
         return podlab::runtime::cli::main_with(argv, dirs.run.join("runtime"));
     }
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     podlab::explain::set_enabled(cli.explain);
+    // Absolute, so that the node agent and the supervisors it starts agree on it.
+    cli.root = cli.root.map(|r| std::path::absolute(&r).unwrap_or(r));
     let dirs = podlab::state::StateDirs::from_option(cli.root.as_deref());
+    let root = cli.root.clone();
     let result = match cli.command {
         Commands::Box(args) => boxcmd::run(&dirs, args),
         Commands::Lab(cmd) => lab::run(&dirs, cmd),
@@ -106,6 +130,14 @@ pub fn main() -> i32 {
             let argv = std::iter::once(std::ffi::OsString::from("podlab runtime")).chain(args);
             Ok(podlab::runtime::cli::main_with(argv, dirs.run.join("runtime")))
         }
+        Commands::Run(args) => pod::run(&dirs, root.as_deref(), args, cli.explain),
+        Commands::Get(args) => pod::get(&dirs, args),
+        Commands::Describe(args) => pod::describe(&dirs, args),
+        Commands::Logs(args) => pod::logs(&dirs, args),
+        Commands::Exec(args) => pod::exec(&dirs, args),
+        Commands::Delete(args) => pod::delete(&dirs, args),
+        Commands::Inspect(args) => pod::inspect(&dirs, args),
+        Commands::Node(args) => node::run(&dirs, root.as_deref(), args, cli.explain),
         Commands::Doctor => doctor::run(),
         Commands::Reset => reset(&dirs),
         Commands::Completions { shell } => {

@@ -91,7 +91,7 @@ fn node_ephemeral_storage() -> u64 {
 }
 
 /// The ConfigMaps and Secrets of the pod's namespace, by name.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Objects {
     /// ConfigMaps by `metadata.name`.
     pub config_maps: BTreeMap<String, ConfigMap>,

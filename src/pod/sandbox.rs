@@ -30,6 +30,10 @@ pub struct SandboxSpec {
     pub hostname: String,
     /// A new network namespace (false with `hostNetwork: true`).
     pub network: bool,
+    /// Join this network namespace (a `/run/netns/NAME` made beforehand, as CRI runtimes do,
+    /// so the pod network can be wired before the pause starts) instead of making one.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
     /// A pid namespace shared by the containers (`shareProcessNamespace: true`).
     pub share_pid: bool,
     /// The pod's cgroup (relative to the cgroup root), joined before anything else.
@@ -87,8 +91,9 @@ impl Sandbox {
             });
         }
         crate::explain::say(format!(
-            "podlab __pause   # unshare{}{} --ipc --uts, hostname {}",
-            if spec.network { " --net" } else { "" },
+            "podlab __pause   # {}unshare{}{} --ipc --uts, hostname {}",
+            spec.netns.as_ref().map(|p| format!("nsenter --net={} ", p.display())).unwrap_or_default(),
+            if spec.network && spec.netns.is_none() { " --net" } else { "" },
             if spec.share_pid { " --pid --fork" } else { "" },
             spec.hostname
         ));
@@ -181,8 +186,15 @@ fn setup(spec: &SandboxSpec, channel: &mut Channel) -> Step<()> {
         let cg = step("find the pod cgroup", crate::primitives::cgroup::Cgroup::new(rel))?;
         step("join the pod cgroup", cg.join_self())?;
     }
+    if let Some(path) = &spec.netns {
+        let target = path.display().to_string();
+        step(
+            "join the pod's network namespace",
+            crate::primitives::namespace::enter_path(&target, crate::primitives::namespace::Namespace::Net, &target),
+        )?;
+    }
     let mut flags = CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS;
-    if spec.network {
+    if spec.network && spec.netns.is_none() {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     if spec.share_pid {

@@ -144,9 +144,14 @@ pub fn enter(pid: i32, ns: Namespace) -> Result<()> {
     enter_path(&format!("/proc/{pid}/ns/{}", ns.proc_name()), ns, &format!("--target {pid}"))
 }
 
-/// Join the namespace behind a file such as /run/netns/NAME or /proc/PID/ns/net.
+/// Join the namespace behind a file such as /run/netns/NAME or /proc/PID/ns/net; `target`
+/// is how the explanation names it (`--target PID`, or the path itself).
 pub fn enter_path(path: &str, ns: Namespace, target: &str) -> Result<()> {
-    explain::say(format!("nsenter {target} {}", ns.long_option()));
+    if target.starts_with('/') {
+        explain::say(format!("nsenter {}={target}", ns.long_option()));
+    } else {
+        explain::say(format!("nsenter {target} {}", ns.long_option()));
+    }
     let file = File::open(path).ctx("open namespace", path)?;
     nix::sched::setns(file.as_fd(), ns.flag()).sys(|| format!("setns({path})"))
 }

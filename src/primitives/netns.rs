@@ -93,6 +93,12 @@ pub fn create(name: &str) -> Result<()> {
 
 /// Make /run/netns a shared mount point, as iproute2 does, so that namespaces added by
 /// either tool show up in every mount namespace that sees /run/netns.
+/// Make /run/netns a shared mount (bound on itself), as `ip netns add` does the first time, so
+/// namespaces pinned there later from another mount namespace are seen everywhere.
+pub fn prepare_dir() -> Result<()> {
+    share_dir()
+}
+
 fn share_dir() -> Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o755).create(NETNS_DIR).ctx("create directory", NETNS_DIR)?;
     let make_shared =

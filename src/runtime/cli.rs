@@ -79,6 +79,7 @@ impl CreateArgs {
             pid_file: self.pid_file.clone(),
             console_socket: self.console_socket.clone(),
             preserve_fds: self.preserve_fds,
+            stdio: None,
         }
     }
 }
@@ -355,6 +356,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         pid_file: a.pid_file,
         console_socket: a.console_socket,
         preserve_fds: a.preserve_fds,
+        stdio: None,
     };
     rt.exec(&a.id, process, &opts)
 }

@@ -38,6 +38,9 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// The container's stdin, stdout and stderr (the caller's own when None). A supervisor
+    /// passes pipes here to keep the container's output as logs.
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// The init process while `create` talks to it.
@@ -111,7 +114,7 @@ impl Runtime {
             let cg = cgroups::setup(&spec, &cgroup_rel)?;
             made_cgroup = Some(cg.clone());
             let console = connect_console(opts.console_socket.as_deref())?;
-            let mut spawned = spawn(opts.preserve_fds, console.as_ref())?;
+            let mut spawned = spawn(opts.preserve_fds, console.as_ref(), opts.stdio)?;
             let job = CreateJob {
                 id: id.to_string(),
                 spec: spec.clone(),
@@ -332,7 +335,7 @@ impl Runtime {
             })
             .collect();
         let console = connect_console(opts.console_socket.as_deref())?;
-        let mut spawned = spawn(opts.preserve_fds, console.as_ref())?;
+        let mut spawned = spawn(opts.preserve_fds, console.as_ref(), opts.stdio)?;
         let job = ExecJob {
             pid: c.pid,
             cgroup: c.cgroup.clone(),
@@ -378,6 +381,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// stdin, stdout and stderr of the process (the caller's own when None).
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Connect to `--console-socket` (the init sends the terminal's master fd over it).
@@ -393,7 +398,7 @@ fn console_fd_number(preserve_fds: i32) -> RawFd {
 
 /// Start `podlab __rtinit` from the read-only copy of our binary, with the channel at fd
 /// 3 + preserve_fds and the console socket (if any) after it.
-fn spawn(preserve_fds: i32, console: Option<&OwnedFd>) -> Result<Spawned> {
+fn spawn(preserve_fds: i32, console: Option<&OwnedFd>, stdio: Option<[RawFd; 3]>) -> Result<Spawned> {
     let (channel, child_end) = Channel::pair()?;
     let sealed = exe::sealed_self()?;
     // Move our own fds out of the way of the numbers the child needs.
@@ -413,6 +418,15 @@ fn spawn(preserve_fds: i32, console: Option<&OwnedFd>) -> Result<Spawned> {
     let console_fd = console_fd_number(preserve_fds);
     let mut cmd = std::process::Command::new(exe::path_of(&sealed));
     cmd.arg0("podlab").arg("__rtinit").env(FD_ENV, channel_fd.to_string());
+    if let Some([stdin, stdout, stderr]) = stdio {
+        let dup = |fd: RawFd| -> Result<std::process::Stdio> {
+            // SAFETY: the caller keeps `fd` open for the duration of this call.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let owned = borrowed.try_clone_to_owned().map_err(|e| Error::io("dup", format!("fd {fd}"), e))?;
+            Ok(std::process::Stdio::from(owned))
+        };
+        cmd.stdin(dup(stdin)?).stdout(dup(stdout)?).stderr(dup(stderr)?);
+    }
     let (from_channel, from_console) = (child_end.as_raw_fd(), console.as_ref().map(|c| c.as_raw_fd()));
     // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
     unsafe {
