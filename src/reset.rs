@@ -32,6 +32,9 @@ pub fn reset_all(dirs: &StateDirs) -> ResetReport {
             Err(e) => report.errors.push(e),
         }
     }
+    let (pods, errors) = crate::node::reset::reset(dirs);
+    report.removed.extend(pods);
+    report.errors.extend(errors);
     let runtime = crate::runtime::container::Runtime {
         root: dirs.run.join("runtime"),
         systemd_cgroup: false,

@@ -93,6 +93,8 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,netlink_packet_route=error,netlink_packet_core=error")
     });
+    // The node's own loopback (a fresh namespace has it down): hostPorts answer on 127.0.0.1.
+    let _ = podlab::primitives::link::set_up(None, "lo");
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -108,6 +110,7 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
         backoff_initial_ms: millis(&args.backoff_initial)?,
         backoff_max_ms: millis(&args.backoff_max)?,
         explain,
+        netns: args.netns.clone(),
     };
     podlab::pod::ipam::Ipam::open(&paths.ipam_dir(), &config.pod_cidr).context("--pod-cidr")?;
     agent::claim(&paths)?;
@@ -122,28 +125,32 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
         config.pod_cidr,
         paths.socket().display()
     );
+    // SIGTERM and SIGINT are taken by one thread with sigwait: blocked here, before any other
+    // thread exists, so that every thread inherits the mask.
+    let mut mask = nix::sys::signal::SigSet::empty();
+    mask.add(nix::sys::signal::Signal::SIGTERM);
+    mask.add(nix::sys::signal::Signal::SIGINT);
+    mask.thread_block()?;
     let (poke_tx, poke_rx) = std::sync::mpsc::sync_channel(1);
     let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let loop_thread = {
+    {
         let a = agent::Agent::new(paths.clone(), config);
         let stop = stop_flag.clone();
-        std::thread::spawn(move || agent::run_loop(a, poke_rx, stop))
-    };
+        std::thread::spawn(move || agent::run_loop(a, poke_rx, stop));
+    }
+    {
+        let paths = paths.clone();
+        std::thread::spawn(move || {
+            let _ = mask.wait();
+            stop_flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = std::fs::remove_file(paths.socket());
+            let _ = std::fs::remove_file(paths.pid_file());
+            tracing::info!("node agent stopped (pods keep running)");
+            std::process::exit(0);
+        });
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let served = rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = podlab::node::api::serve(paths.clone(), poke_tx) => r,
-            _ = term.recv() => Ok(()),
-            _ = tokio::signal::ctrl_c() => Ok(()),
-        }
-    });
-    stop_flag.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = loop_thread.join();
-    let _ = std::fs::remove_file(paths.socket());
-    let _ = std::fs::remove_file(paths.pid_file());
-    rt.shutdown_timeout(Duration::from_millis(100));
-    served.context("serve the kubelet API")?;
+    rt.block_on(podlab::node::api::serve(paths.clone(), poke_tx)).context("serve the kubelet API")?;
     tracing::info!("node agent stopped (pods keep running)");
     Ok(0)
 }
@@ -190,7 +197,7 @@ pub fn detach(dirs: &StateDirs, root: Option<&std::path::Path>, args: &NodeArgs,
     }
     let mut child = cmd.spawn().context("start the node agent")?;
     let client = Client::new(&paths.socket());
-    for _ in 0..200 {
+    for _ in 0..600 {
         if client.alive() {
             println!("node agent started (pid {}), log {}", child.id(), paths.log_file().display());
             return Ok(0);
@@ -202,7 +209,7 @@ pub fn detach(dirs: &StateDirs, root: Option<&std::path::Path>, args: &NodeArgs,
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("the node agent did not answer within 10 s (see {})", paths.log_file().display())
+    bail!("the node agent did not answer within 30 s (see {})", paths.log_file().display())
 }
 
 fn stop(paths: &NodePaths) -> anyhow::Result<i32> {

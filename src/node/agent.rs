@@ -241,6 +241,7 @@ impl Agent {
         // SAFETY: setsid is async-signal-safe; the supervisor outlives the agent in its own session.
         unsafe {
             cmd.pre_exec(|| {
+                crate::primitives::process::unblock_all_signals();
                 libc::setsid();
                 Ok(())
             });

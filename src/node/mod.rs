@@ -11,6 +11,7 @@ pub mod agent;
 pub mod api;
 pub mod client;
 pub mod pods;
+pub mod reset;
 
 use std::path::PathBuf;
 
@@ -73,6 +74,9 @@ pub struct NodeConfig {
     pub backoff_initial_ms: u64,
     pub backoff_max_ms: u64,
     pub explain: bool,
+    /// The named network namespace the agent runs in (`--netns`), None for the caller's.
+    #[serde(default)]
+    pub netns: Option<String>,
 }
 
 /// The default pod CIDR and bridge.

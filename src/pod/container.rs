@@ -127,7 +127,7 @@ pub fn spec(parts: &PodParts, c: &Container, image: &ImageParts, rootfs: &Path) 
             process.set_user(u);
         }
         let adj = qos::oom_score_adj(parts.class, resources.memory_request, parts.node_memory);
-        process.set_oom_score_adj(Some(adj));
+        process.set_oom_score_adj(Some(reachable_oom_score_adj(adj)));
     }
 
     // Mounts: the image spec's defaults, then /etc/hosts, hostname and resolv.conf, then volumes.
@@ -198,6 +198,17 @@ pub fn spec(parts: &PodParts, c: &Container, image: &ImageParts, rootfs: &Path) 
 
 fn facts_uid(parts: &PodParts) -> String {
     parts.facts.uid.clone()
+}
+
+/// `adj`, or our own score when `adj` is lower and we may not lower it: that takes
+/// CAP_SYS_RESOURCE, which root lacks in some sandboxes (Guaranteed pods ask for -997).
+fn reachable_oom_score_adj(adj: i32) -> i32 {
+    let can_lower = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE).unwrap_or(false);
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj").ok().and_then(|s| s.trim().parse::<i32>().ok());
+    match own {
+        Some(own) if !can_lower && adj < own => own,
+        _ => adj,
+    }
 }
 
 /// The pod's hostname: `spec.hostname`, else its name (cut to 63 characters, as Kubernetes does).

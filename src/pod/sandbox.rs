@@ -82,6 +82,7 @@ impl Sandbox {
         // SAFETY: only async-signal-safe calls (dup2, setsid) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                crate::primitives::process::unblock_all_signals();
                 if libc::dup2(fd, 3) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }

@@ -153,3 +153,15 @@ pub fn wait_status(pid: i32) -> i32 {
         }
     }
 }
+
+/// Unblock every signal of the calling thread (async-signal-safe: for `pre_exec`). Blocked
+/// signals are inherited across fork and exec, so a child of a process that takes signals
+/// with `sigwait` would otherwise ignore SIGTERM.
+pub fn unblock_all_signals() {
+    // SAFETY: sigemptyset fills the set we own; sigprocmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}

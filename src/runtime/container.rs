@@ -431,6 +431,9 @@ fn spawn(preserve_fds: i32, console: Option<&OwnedFd>, stdio: Option<[RawFd; 3]>
     // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
+            // A caller that blocks signals (a supervisor taking them with sigwait) must not
+            // pass its mask on: the container's processes start with none blocked, as in runc.
+            crate::primitives::process::unblock_all_signals();
             if libc::dup2(from_channel, channel_fd) < 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -1,0 +1,616 @@
+//! Pods end to end: a node agent inside a network namespace made by the test, real pods from
+//! YAML, checked from outside (HTTP answers, exit codes, cgroup files, kubectl-like output).
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{TestRoot, text, wait_until};
+use serde_json::Value;
+
+/// A node of its own: a test root, a network namespace and an agent running in it.
+struct Node {
+    root: TestRoot,
+    netns: String,
+}
+
+impl Node {
+    fn start(name: &str) -> Node {
+        let root = TestRoot::new(&format!("pods-{name}"));
+        let netns = format!("plt-{name}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &netns]).status();
+        assert!(Command::new("ip").args(["netns", "add", &netns]).status().unwrap().success());
+        let node = Node { root, netns };
+        let out = node.podlab(&["image", "build", "busybox"]);
+        assert!(out.status.success(), "image build: {}", text(&out.stderr));
+        let out = node.podlab(&["node", "--netns", &node.netns, "--detach", "--backoff-initial", "1s"]);
+        assert!(out.status.success(), "node start: {}{}", text(&out.stdout), text(&out.stderr));
+        node
+    }
+
+    fn podlab(&self, args: &[&str]) -> Output {
+        self.root.run(args)
+    }
+
+    /// `run -f` a manifest given as text; returns the output (not asserted).
+    fn apply(&self, name: &str, yaml: &str, wait: bool) -> Output {
+        let file = self.root.dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        let mut args = vec!["run", "-f", file.to_str().unwrap()];
+        if wait {
+            args.extend(["--wait", "--timeout", "60s"]);
+        }
+        self.podlab(&args)
+    }
+
+    fn apply_ok(&self, name: &str, yaml: &str) {
+        let out = self.apply(name, yaml, true);
+        assert!(out.status.success(), "run -f {name}: {}{}\n{}", text(&out.stdout), text(&out.stderr), self.debug());
+    }
+
+    /// The pod as JSON (`get pods NAME -o json`), or Null when it is not there.
+    fn pod(&self, name: &str) -> Value {
+        let out = self.podlab(&["get", "pods", name, "-o", "json"]);
+        if !out.status.success() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn wait_pod(&self, name: &str, secs: u64, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        let ok = wait_until(secs, || {
+            last = self.pod(name);
+            cond(&last)
+        });
+        assert!(ok, "pod {name}: {what} not reached in {secs}s; last: {}\n{}", last, self.debug());
+        last
+    }
+
+    /// A command in the node's network namespace (where pod IPs are routed).
+    fn in_node(&self, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.netns]).args(args).output().unwrap()
+    }
+
+    fn fetch(&self, url: &str) -> Option<String> {
+        // (Debian's busybox wget crashes with -T: `timeout` bounds it instead.)
+        let out = self.in_node(&["timeout", "3", "busybox", "wget", "-q", "-O", "-", url]);
+        out.status.success().then(|| text(&out.stdout))
+    }
+
+    fn exec(&self, pod: &str, container: &str, cmd: &str) -> Output {
+        self.podlab(&["exec", pod, "-c", container, "--", "sh", "-c", cmd])
+    }
+
+    fn debug(&self) -> String {
+        let agent = std::fs::read_to_string(self.root.dir.join("run/node/agent.log")).unwrap_or_default();
+        let mut sup = String::new();
+        if let Ok(d) = std::fs::read_dir(self.root.dir.join("lib/pods")) {
+            for e in d.flatten() {
+                sup.push_str(&std::fs::read_to_string(e.path().join("supervisor.log")).unwrap_or_default());
+                sup.push_str(&std::fs::read_to_string(e.path().join("events.jsonl")).unwrap_or_default());
+            }
+        }
+        format!("--- agent log\n{agent}--- supervisors\n{sup}")
+    }
+
+    /// Delete every pod, stop the agent, and check that nothing of this node is left.
+    fn finish(self) {
+        let out = self.podlab(&["get", "pods", "-o", "name"]);
+        for line in text(&out.stdout).lines() {
+            let name = line.trim_start_matches("pod/");
+            let out = self.podlab(&["delete", "pod", name]);
+            assert!(out.status.success(), "delete {name}: {}", text(&out.stderr));
+        }
+        let pods = self.root.dir.join("lib/pods");
+        let left: Vec<_> =
+            std::fs::read_dir(&pods).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "pod directories left after deleting every pod: {left:?}");
+        assert!(self.podlab(&["node", "stop"]).status.success());
+        assert_no_pod_leftovers(&self.root);
+        // Reset cleans the node network (bridge, rules) too.
+        assert!(self.podlab(&["reset"]).status.success());
+        let rules = text(&self.in_node(&["iptables-save"]).stdout);
+        assert!(!rules.contains("podlab"), "iptables rules left: {rules}");
+        self.root.assert_clean();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.root.run(&["reset"]);
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+    }
+}
+
+/// No process, netns or cgroup of this root's pods is left.
+fn assert_no_pod_leftovers(root: &TestRoot) {
+    let rootdir = root.dir.to_str().unwrap().to_string();
+    let procs: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .filter(|c| c.contains(&rootdir) && c.contains("__supervise"))
+        .collect();
+    assert!(procs.is_empty(), "supervisors left: {procs:?}");
+    let runtime = root.dir.join("run/runtime");
+    let left: Vec<_> =
+        std::fs::read_dir(&runtime).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "runtime containers left: {left:?}");
+}
+
+fn ready(p: &Value) -> bool {
+    p["status"]["phase"] == "Running"
+        && p["status"]["containerStatuses"].as_array().is_some_and(|a| a.iter().all(|c| c["ready"] == true))
+}
+
+fn container<'a>(p: &'a Value, name: &str) -> &'a Value {
+    p["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+const WEB: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: httpd
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    ports: [{containerPort: 8080, hostPort: 18080}]
+    volumeMounts: [{name: www, mountPath: /www}]
+  - name: writer
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo hello from $(hostname) > /www/index.html; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    volumeMounts: [{name: www, mountPath: /www}]
+  volumes:
+  - name: www
+    emptyDir: {}
+"#;
+
+#[test]
+fn two_containers_share_localhost_an_empty_dir_and_a_host_port() {
+    let node = Node::start("web");
+    node.apply_ok("web", WEB);
+    let p = node.pod("web");
+    assert!(ready(&p), "{p}");
+    let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.244.0."), "pod IP {ip}");
+    // The page the sidecar wrote into the shared emptyDir, served by the other container.
+    assert!(wait_until(10, || node.fetch(&format!("http://{ip}:8080/")).is_some_and(|b| b.contains("hello from web"))));
+    // The sidecar reaches the web server on the pod's shared localhost.
+    let out = node.exec("web", "writer", "wget -q -O - http://127.0.0.1:8080/");
+    assert_eq!(text(&out.stdout).trim(), "hello from web", "{}", text(&out.stderr));
+    // hostPort: the node's own address forwards to the pod.
+    assert_eq!(node.fetch("http://127.0.0.1:18080/").as_deref().map(str::trim), Some("hello from web"));
+    // Same network, IPC and UTS namespaces; separate mount namespaces (shown by inspect).
+    let out = node.podlab(&["inspect", "pod", "web"]);
+    let x = text(&out.stdout);
+    let ns_line = |who: &str| -> Vec<String> {
+        let line = x.lines().find(|l| l.trim_start().starts_with(&format!("{who} ("))).unwrap_or_else(|| panic!("{x}"));
+        line.split_whitespace().skip(2).map(String::from).collect()
+    };
+    let (pause, httpd, writer) = (ns_line("pause"), ns_line("httpd"), ns_line("writer"));
+    assert_eq!(&pause[..3], &httpd[..3], "net/ipc/uts shared with the pause:\n{x}");
+    assert_eq!(&pause[..3], &writer[..3]);
+    assert_ne!(httpd[4], writer[4], "each container has its own mount namespace");
+    // kubectl-like listing.
+    let out = node.podlab(&["get", "pods", "-o", "wide"]);
+    let table = text(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .eq(["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]),
+        "{table}"
+    );
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], &["web", "2/2", "Running", "0"], "{table}");
+    // Logs and describe.
+    let out = node.exec("web", "writer", "echo to-stdout > /proc/1/fd/1");
+    assert!(out.status.success());
+    assert!(wait_until(5, || text(&node.podlab(&["logs", "web", "-c", "writer"]).stdout).contains("to-stdout")));
+    let d = text(&node.podlab(&["describe", "pod", "web"]).stdout);
+    assert!(d.contains("QoS Class:        BestEffort") && d.contains("Started container httpd"), "{d}");
+    node.finish();
+}
+
+#[test]
+fn pods_reach_each_other_by_ip_and_a_bad_manifest_changes_nothing() {
+    let node = Node::start("p2p");
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    command: [httpd, -f, -p, '80', -h, /etc]\n"
+        )
+    };
+    node.apply_ok("a", &pod("a"));
+    node.apply_ok("b", &pod("b"));
+    let ip_b = node.pod("b")["status"]["podIP"].as_str().unwrap().to_string();
+    let ip_a = node.pod("a")["status"]["podIP"].as_str().unwrap().to_string();
+    assert_ne!(ip_a, ip_b);
+    let out = node.exec("a", "c", &format!("wget -q -O - http://{ip_b}/hostname"));
+    assert_eq!(text(&out.stdout).trim(), "b", "{}", text(&out.stderr));
+    // /etc/hosts names the pod itself.
+    let out = node.exec("a", "c", "cat /etc/hosts");
+    assert!(text(&out.stdout).lines().any(|l| l.starts_with(&ip_a) && l.ends_with("a")), "{}", text(&out.stdout));
+    // A manifest with a typo is refused with the field path, and nothing changes.
+    let out = node.apply("bad", "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  contianers: []\n", false);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("contianers"), "{}", text(&out.stderr));
+    assert_eq!(node.pod("bad"), Value::Null);
+    node.finish();
+}
+
+#[test]
+fn oom_kill_is_reported_as_oomkilled_with_137() {
+    let node = Node::start("oom");
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "sleep 1; head -c 200m /dev/zero | tail"]
+    resources:
+      limits: {memory: 32Mi, cpu: 500m}
+"#;
+    node.apply("hog", yaml, false);
+    let p = node.wait_pod("hog", 60, "Failed", |p| p["status"]["phase"] == "Failed");
+    let term = &container(&p, "hog")["state"]["terminated"];
+    assert_eq!(term["reason"], "OOMKilled", "{p}");
+    assert_eq!(term["exitCode"], 137);
+    assert_eq!(p["status"]["qosClass"], "Guaranteed");
+    let table = text(&node.podlab(&["get", "pods"]).stdout);
+    assert!(table.contains("OOMKilled"), "{table}");
+    node.finish();
+}
+
+#[test]
+fn cpu_and_memory_limits_land_in_the_cgroups() {
+    let node = Node::start("cpu");
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: burn}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: burn
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "while :; do :; done"]
+    resources:
+      requests: {cpu: 100m, memory: 16Mi}
+      limits: {cpu: 200m, memory: 64Mi}
+"#;
+    node.apply_ok("burn", yaml);
+    let p = node.pod("burn");
+    assert_eq!(p["status"]["qosClass"], "Burstable");
+    let uid = p["metadata"]["uid"].as_str().unwrap();
+    let rel = format!("podlab/kubepods/burstable/pod{uid}/burn");
+    let (quota, usage_file, mem) = if common::is_cgroup2() {
+        let d = common::cgroup_dir("", &rel);
+        (
+            std::fs::read_to_string(d.join("cpu.max")).unwrap(),
+            d.join("cpu.stat"),
+            std::fs::read_to_string(d.join("memory.max")).unwrap(),
+        )
+    } else {
+        let c = common::cgroup_dir("cpu", &rel);
+        let m = common::cgroup_dir("memory", &rel);
+        (
+            std::fs::read_to_string(c.join("cpu.cfs_quota_us")).unwrap(),
+            common::cgroup_dir("cpuacct", &rel).join("cpuacct.usage"),
+            std::fs::read_to_string(m.join("memory.limit_in_bytes")).unwrap(),
+        )
+    };
+    assert!(quota.starts_with("20000"), "quota {quota}");
+    assert_eq!(mem.trim(), (64 * 1024 * 1024).to_string());
+    // The busy loop gets about 0.2 CPU, far from the 1.0 it would take unlimited.
+    let usage = || -> f64 {
+        let t = std::fs::read_to_string(&usage_file).unwrap();
+        if common::is_cgroup2() {
+            t.lines().find_map(|l| l.strip_prefix("usage_usec ")).unwrap().trim().parse::<f64>().unwrap() * 1e3
+        } else {
+            t.trim().parse::<f64>().unwrap()
+        }
+    };
+    let (u0, t0) = (usage(), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let cpus = (usage() - u0) / t0.elapsed().as_nanos() as f64;
+    assert!(cpus > 0.05 && cpus < 0.35, "the container used {cpus:.2} CPU with a 200m limit");
+    node.finish();
+}
+
+#[test]
+fn failing_liveness_probe_restarts_with_backoff_and_readiness_gates() {
+    let node = Node::start("probe");
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: live
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    livenessProbe:
+      exec: {command: ["cat", "/tmp/healthy"]}
+      periodSeconds: 1
+      failureThreshold: 1
+  - name: ready
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    readinessProbe:
+      exec: {command: ["cat", "/tmp/ready"]}
+      periodSeconds: 1
+"#;
+    node.apply("probed", yaml, false);
+    // Readiness: running but not ready until the file exists.
+    let p = node
+        .wait_pod("probed", 30, "ready container running", |p| container(p, "ready")["state"]["running"].is_object());
+    assert_eq!(container(&p, "ready")["ready"], false, "{p}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(container(&node.pod("probed"), "ready")["ready"], false);
+    assert!(node.exec("probed", "ready", "touch /tmp/ready").status.success());
+    node.wait_pod("probed", 10, "ready", |p| container(p, "ready")["ready"] == true);
+    // Liveness: the probe fails at once; restarts climb, spaced by the back-off (1 s, 2 s, ...).
+    let p = node.wait_pod("probed", 40, "3 restarts", |p| container(p, "live")["restartCount"].as_i64() >= Some(3));
+    assert_eq!(container(&p, "ready")["restartCount"], 0, "the other container is left alone");
+    let events = text(&node.podlab(&["describe", "pod", "probed"]).stdout);
+    assert!(events.contains("failed liveness probe, will be restarted"), "{events}");
+    assert!(events.contains("BackOff"), "{events}");
+    // Fix it: make the file in the current instance; the restarts stop.
+    let fixed = wait_until(20, || {
+        node.exec("probed", "live", "touch /tmp/healthy").status.success()
+            && container(&node.pod("probed"), "live")["state"]["running"].is_object()
+    });
+    assert!(fixed);
+    let n = container(&node.pod("probed"), "live")["restartCount"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(container(&node.pod("probed"), "live")["restartCount"].as_i64().unwrap(), n, "no restart once healthy");
+    node.finish();
+}
+
+#[test]
+fn init_containers_run_in_order_before_the_app_and_env_sources_are_seen() {
+    let node = Node::start("init");
+    let yaml = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {greeting: hello, file.txt: "from a configmap"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {password: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: seq, labels: {tier: back}}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: one
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo one >> /work/order"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  - name: two
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "sleep 1; echo two >> /work/order"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: app
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo app >> /work/order; trap 'exit 0' TERM; while true; do sleep 1; done"]
+    env:
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: cfg, key: greeting}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: sec, key: password}}}
+    - {name: MY_POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+    - {name: MSG, value: "$(GREETING) from $(MY_POD)"}
+    resources: {limits: {memory: 48Mi}}
+    volumeMounts:
+    - {name: work, mountPath: /work}
+    - {name: cfg, mountPath: /etc/cfg}
+    - {name: sec, mountPath: /etc/sec}
+    - {name: info, mountPath: /etc/info}
+  volumes:
+  - {name: work, emptyDir: {}}
+  - {name: cfg, configMap: {name: cfg}}
+  - {name: sec, secret: {secretName: sec, defaultMode: 0400}}
+  - name: info
+    downwardAPI:
+      items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]
+"#;
+    node.apply_ok("seq", yaml);
+    let p = node.pod("seq");
+    let inits = p["status"]["initContainerStatuses"].as_array().unwrap();
+    assert!(inits.iter().all(|c| c["state"]["terminated"]["exitCode"] == 0), "{p}");
+    let out = node.exec("seq", "app", "cat /work/order");
+    assert_eq!(text(&out.stdout), "one\ntwo\napp\n");
+    let ip = p["status"]["podIP"].as_str().unwrap();
+    let out = node.exec("seq", "app", "echo $GREETING $PASSWORD $MY_POD $MY_IP $MEM; echo $MSG");
+    assert_eq!(text(&out.stdout), format!("hello s3cret seq {ip} 48\nhello from seq\n"));
+    let out = node.exec("seq", "app", "cat /etc/cfg/file.txt; echo; cat /etc/sec/password; echo; stat -L -c %a /etc/sec/password; cat /etc/info/labels");
+    assert_eq!(text(&out.stdout), "from a configmap\ns3cret\n400\ntier=\"back\"", "{}", text(&out.stderr));
+    // The secret volume is not writable from the container.
+    assert!(!node.exec("seq", "app", "echo x > /etc/sec/password").status.success());
+    node.finish();
+}
+
+#[test]
+fn grace_period_is_honoured_and_prestop_runs_first() {
+    let node = Node::start("grace");
+    let marks = node.root.dir.join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: slow}}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: polite
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'echo term >> /marks/polite; sleep 1; echo done >> /marks/polite; exit 0' TERM; while true; do sleep 0.2; done"]
+    lifecycle:
+      preStop:
+        exec: {{command: ["sh", "-c", "echo prestop >> /marks/polite"]}}
+    volumeMounts: [{{name: marks, mountPath: /marks}}]
+  - name: stubborn
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
+  volumes:
+  - name: marks
+    hostPath: {{path: {}, type: Directory}}
+"#,
+        marks.display()
+    );
+    node.apply_ok("slow", &yaml);
+    let t = Instant::now();
+    let out = node.podlab(&["delete", "pod", "slow"]);
+    let took = t.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The stubborn container is killed when the 3 s grace period ends, not before, not much later.
+    assert!(took >= Duration::from_millis(2900) && took < Duration::from_secs(10), "delete took {took:?}");
+    assert_eq!(std::fs::read_to_string(marks.join("polite")).unwrap(), "prestop\nterm\ndone\n");
+    node.finish();
+}
+
+#[test]
+fn subpath_and_hostpath_escapes_are_refused() {
+    let node = Node::start("escape");
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sneaky}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: plant
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["ln", "-s", "/", "/vol/escape"]
+    volumeMounts: [{name: vol, mountPath: /vol}]
+  containers:
+  - name: app
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: vol, mountPath: /host, subPath: escape}]
+  volumes:
+  - {name: vol, emptyDir: {}}
+"#;
+    node.apply("sneaky", yaml, false);
+    let p = node.wait_pod("sneaky", 30, "refused", |p| {
+        container(p, "app")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    });
+    let msg = container(&p, "app")["state"]["waiting"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("escape"), "{msg}");
+    // `..` in a subPath never gets that far: validation refuses it.
+    let bad = yaml.replace("subPath: escape", "subPath: ../../etc").replace("sneaky", "dots");
+    let out = node.apply("dots", &bad, false);
+    assert!(!out.status.success() && text(&out.stderr).contains("subPath"), "{}", text(&out.stderr));
+    // A hostPath whose type does not match is refused before anything starts.
+    let hp = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: hp}
+spec:
+  containers:
+  - name: app
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: h, mountPath: /h}]
+  volumes:
+  - {name: h, hostPath: {path: /etc/hostname, type: Directory}}
+"#;
+    node.apply("hp", hp, false);
+    let p = node.wait_pod("hp", 30, "refused", |p| !container(p, "app")["state"]["waiting"]["message"].is_null());
+    let msg = container(&p, "app")["state"]["waiting"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("/etc/hostname"), "{msg}");
+    node.finish();
+}
+
+#[test]
+fn killed_agent_and_supervisor_are_repaired() {
+    let node = Node::start("repair");
+    node.apply_ok("web", WEB);
+    let ip = node.pod("web")["status"]["podIP"].as_str().unwrap().to_string();
+    // kill -9 of the agent: the pod keeps serving; a new agent adopts it.
+    let agent: i32 = std::fs::read_to_string(node.root.dir.join("run/node/agent.pid"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(agent, libc::SIGKILL) };
+    assert!(wait_until(5, || !std::path::Path::new(&format!("/proc/{agent}")).exists()));
+    assert!(node.fetch(&format!("http://{ip}:8080/")).is_some(), "the pod serves without its agent");
+    let out = node.podlab(&["node", "--netns", &node.netns, "--detach", "--backoff-initial", "1s"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let p = node.pod("web");
+    assert!(ready(&p), "{p}");
+    assert_eq!(container(&p, "httpd")["restartCount"], 0, "adopted, not restarted");
+    // kill -9 of the supervisor: the agent starts a new one, which rebuilds the pod.
+    let dir = node.root.dir.join("lib/pods").join(p["metadata"]["uid"].as_str().unwrap());
+    let sup: i32 = std::fs::read_to_string(dir.join("supervisor.pid"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    node.wait_pod("web", 30, "running again", |p| ready(p) && p["status"]["podIP"].is_string());
+    let ip = node.pod("web")["status"]["podIP"].as_str().unwrap().to_string();
+    assert!(
+        wait_until(10, || node.fetch(&format!("http://{ip}:8080/")).is_some_and(|b| b.contains("hello"))),
+        "{}",
+        node.debug()
+    );
+    // A supervisor killed while it starts a pod (right after admission) is repaired the same way.
+    node.apply("p2", &WEB.replace("name: web", "name: web2").replace("18080", "18081"), false);
+    assert!(wait_until(10, || {
+        let d = node.root.dir.join("lib/pods");
+        std::fs::read_dir(&d).unwrap().flatten().any(|e| {
+            e.path() != dir
+                && std::fs::read_to_string(e.path().join("supervisor.pid")).is_ok_and(|s| {
+                    let pid: i32 = s.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0);
+                    pid > 0 && unsafe { libc::kill(pid, libc::SIGKILL) } == 0
+                })
+        })
+    }));
+    node.wait_pod("web2", 60, "running after repair", ready);
+    node.finish();
+}
