@@ -11,9 +11,10 @@ while read -r n _; do report "netns $n"; done < <(ip netns list 2>/dev/null | gr
 while read -r l _; do report "link $l"; done < <(ip -br link 2>/dev/null | awk '{print $1}' | grep -E '^(pl|podlab)' || true)
 while read -r m; do report "mount $m"; done < <(findmnt -rn -o TARGET 2>/dev/null | grep -i podlab || true)
 # podlab itself, a container init still waiting (podlab-init) and a pod's pause process;
-# the re-executed ones are matched by their command line ("podlab __rtinit", "podlab __pause").
+# the re-executed ones are matched by their command line ("podlab __rtinit", "podlab __pause",
+# a pod's supervisor "podlab __supervise").
 while read -r p; do report "process $p"; done < <(
-  { pgrep -a -x 'podlab|podlab-init|podlab-runtime' ; pgrep -a -f '^podlab __(init|rtinit|pause)'; } 2>/dev/null | sort -u || true
+  { pgrep -a -x 'podlab|podlab-init|podlab-runtime|podlab-sup' ; pgrep -a -f '^podlab __(init|rtinit|pause|supervise)'; } 2>/dev/null | sort -u || true
 )
 while read -r d; do report "scratch directory $d"; done < <(find /tmp -maxdepth 1 -name 'podlab-*' 2>/dev/null)
 while read -r r; do report "iptables rule $r"; done < <(iptables-save 2>/dev/null | grep -i podlab || true)

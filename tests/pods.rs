@@ -351,7 +351,7 @@ spec:
   - name: live
     image: busybox
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    command: ["sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 1; done"]
     livenessProbe:
       exec: {command: ["cat", "/tmp/healthy"]}
       periodSeconds: 1
@@ -376,6 +376,9 @@ spec:
     // Liveness: the probe fails at once; restarts climb, spaced by the back-off (1 s, 2 s, ...).
     let p = node.wait_pod("probed", 40, "3 restarts", |p| container(p, "live")["restartCount"].as_i64() >= Some(3));
     assert_eq!(container(&p, "ready")["restartCount"], 0, "the other container is left alone");
+    // The log of the instance before the current one.
+    let out = node.podlab(&["logs", "probed", "-c", "live", "--previous"]);
+    assert_eq!(text(&out.stdout), "started\n", "{}", text(&out.stderr));
     let events = text(&node.podlab(&["describe", "pod", "probed"]).stdout);
     assert!(events.contains("failed liveness probe, will be restarted"), "{events}");
     assert!(events.contains("BackOff"), "{events}");
@@ -612,5 +615,67 @@ fn killed_agent_and_supervisor_are_repaired() {
         })
     }));
     node.wait_pod("web2", 60, "running after repair", ready);
+    node.finish();
+}
+
+#[test]
+fn security_context_is_applied_and_exec_takes_stdin() {
+    let node = Node::start("secctx");
+    let yaml = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: locked}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsUser: 1000, runAsGroup: 3000, supplementalGroups: [4000]}
+  containers:
+  - name: app
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
+  - name: root
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    securityContext: {runAsUser: 0, privileged: true}
+"#;
+    node.apply_ok("locked", yaml);
+    let out = node.exec(
+        "locked",
+        "app",
+        "id -u; id -g; id -G; grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; touch /x 2>/dev/null || echo read-only",
+    );
+    let t = text(&out.stdout);
+    // NET_BIND_SERVICE is capability 10: bit 0x400.
+    assert_eq!(
+        t,
+        "1000\n3000\n3000 4000\nCapBnd:\t0000000000000400\nNoNewPrivs:\t1\nread-only\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let out =
+        node.exec("locked", "root", "id -u; grep CapBnd /proc/self/status; ip link set lo mtu 65000 && echo admin");
+    let t = text(&out.stdout);
+    assert!(
+        t.starts_with("0\n") && t.contains("admin") && !t.contains("CapBnd:\t0000000000000400"),
+        "{t}{}",
+        text(&out.stderr)
+    );
+    // `exec -i`: our stdin reaches the command.
+    let mut child = node
+        .root
+        .cmd(&["exec", "-i", "locked", "-c", "app", "--", "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello pod\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "HELLO POD\n");
     node.finish();
 }

@@ -317,9 +317,11 @@ fn oci_capability(name: &str) -> Option<oci_spec::runtime::Capability> {
     serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
 
-/// Every capability this kernel knows.
+/// Every capability we hold ourselves (what `privileged` and `add: [ALL]` can give: a
+/// capability this process lacks, such as CAP_SYS_RESOURCE in some sandboxes, cannot be passed on).
 fn all_capabilities() -> std::collections::HashSet<oci_spec::runtime::Capability> {
-    caps::all().into_iter().filter_map(|c| oci_capability(&c.to_string())).collect()
+    let held = caps::read(None, caps::CapSet::Permitted).unwrap_or_else(|_| caps::all());
+    held.into_iter().filter_map(|c| oci_capability(&c.to_string())).collect()
 }
 
 fn to_id(v: i64) -> u32 {
