@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks, in three tables, each measured in ONE hyperfine run and printed as Markdown:
+# Benchmarks, in four tables, each measured in ONE hyperfine run and printed as Markdown:
 #
 # 1. box start-up: how long does it take to start a process in a fresh set of namespaces
 #    and a BusyBox root filesystem, with podlab and with runc, against a floor made of the
@@ -10,20 +10,24 @@
 # 3. OCI runtime lifecycle: create + start + wait + delete of /bin/true in a BusyBox bundle
 #    with podlab-runtime, runc and crun (the same config.json, from `runc spec`), both as one
 #    `run` and as four separate commands, against the `unshare ... chroot` floor.
+# 4. pods: start a 2-container pod (BusyBox httpd + a sidecar writing its page into a
+#    shared emptyDir) until its page answers, and delete it, with podlab (`run -f --wait`,
+#    `delete -f`) and with podman (`kube play`, `kube down`), from the same YAML.
 #
-#   sudo bench/run.sh              both tables (from anywhere; it works from the repository root)
+#   sudo bench/run.sh              all tables (from anywhere; it works from the repository root)
 #   sudo bench/run.sh box          only the box start-up table
 #   sudo bench/run.sh image        only the image pull + unpack table
 #   sudo bench/run.sh runtime      only the runtime lifecycle table
+#   sudo bench/run.sh pods         only the pods table
 #
 # Environment:
-#   RUNS=30              measured runs per command (after 3 warm-up runs; 1 for images)
+#   RUNS=30              measured runs per command (after 3 warm-up runs; 1 for images and pods)
 #   IMAGE_RUNS=N         measured runs per command of the image table (default: RUNS)
 #   CARGO_TARGET_DIR     where cargo builds podlab (default: target)
 #   PODLAB=/path/podlab  use this binary instead of building one (no cargo build); the
 #                        runtime table uses podlab-runtime from the same directory
 #   KEEP_JSON=FILE       also copy hyperfine's JSON results to FILE (the image table's
-#                        to FILE-image.json when both tables run)
+#                        to FILE-image.json when all tables run, and so on)
 #
 # To add a benchmark: write a function that calls `add NAME COMMAND [PREPARE]`, and call it
 # from the function of its table.
@@ -34,10 +38,10 @@ cd "$(dirname "$0")/.."
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
-usage="usage: bench/run.sh [box|image|runtime|all]   (default: all)"
+usage="usage: bench/run.sh [box|image|runtime|pods|all]   (default: all)"
 WHAT=${1:-all}
 case "$WHAT" in
-  all | box | image | runtime) ;;
+  all | box | image | runtime | pods) ;;
   -h | --help) echo "$usage"; exit 0 ;;
   *) die "unknown benchmark '$WHAT'; $usage" ;;
 esac
@@ -69,6 +73,7 @@ ensure_packages() {
 # stores, the registry's storage, OCI layouts and bundles.
 TMP=$(mktemp -d /tmp/podlab-bench.XXXXXX)
 REGISTRY_PID=
+PODS_NS= # the pods table's network namespace, once made
 cleanup() {
   # A container left behind by an interrupted runc run would keep its cgroup.
   if [ -d "$TMP/runc" ]; then
@@ -89,6 +94,7 @@ cleanup() {
     kill "$REGISTRY_PID" 2>/dev/null || true
     wait "$REGISTRY_PID" 2>/dev/null || true
   fi
+  [ -z "$PODS_NS" ] || pods_cleanup
   rm -rf --one-file-system -- "$TMP"
 }
 trap cleanup EXIT
@@ -98,9 +104,11 @@ BUNDLE=$TMP/bundle
 # --- Measuring --------------------------------------------------------------------------
 # Each benchmark adds one command, with an optional PREPARE command that hyperfine runs
 # before every run of it (not measured). A table is one hyperfine run over its commands.
+# CLEANUP, if set, is a command hyperfine runs after all the runs of each command.
 NAMES=()
 COMMANDS=()
 PREPARES=()
+CLEANUP=
 add() {
   NAMES+=("$1")
   COMMANDS+=("$2")
@@ -110,6 +118,7 @@ new_table() {
   NAMES=()
   COMMANDS=()
   PREPARES=()
+  CLEANUP=
 }
 
 # measure JSON WARMUP RUNS: run each command once with its output shown (a broken command
@@ -135,6 +144,7 @@ measure() {
       args+=(--prepare "${PREPARES[$i]:-true}")
     done
   fi
+  [ -z "$CLEANUP" ] || args+=(--cleanup "$CLEANUP")
   say "measuring ${#NAMES[@]} commands"
   # --shell=none: hyperfine starts each command directly (no shell to subtract), which
   # keeps the few-millisecond floor accurate. Commands are split into words as a shell
@@ -607,14 +617,327 @@ table_runtime() {
   print_runtime_table
 }
 
+# === Table 4: pods ======================================================================
+# One 2-container pod (bench/pods/web.yaml: BusyBox httpd + a sidecar writing the page into
+# a shared emptyDir), started and deleted by podlab and by podman from the same YAML, with
+# the image already in each one's store. "Started" means both containers run AND the page
+# answers over the pod network. Everything happens in a network namespace made for the
+# bench (both node networks, bridges, iptables rules and pod traffic stay in there).
+PODS=$TMP/pods
+PODS_ROOT=$PODS/podlab          # podlab's --root: image store, node agent, pods
+PODMAN_STATE=$PODS/podman-state # podman's graph root, run root, configuration, CNI state
+PODS_YAML=$PWD/bench/pods/web.yaml
+POD_NAME=bench-web
+POD_PAGE="podlab-bench"         # what the sidecar writes into index.html
+PODMAN_NET="podlab-bench"       # podman's CNI network, in the bench netns only
+PODMAN_SUBNET=10.89.0.0/24
+PODMAN_POD_IP=10.89.0.2         # `podman kube play --ip`: the page check needs no lookup
+PODS_MADE=                      # host paths the table created (removed at the end if empty)
+
+# The podman wrapper: podman as root with all of its state under $PODMAN_STATE (the same
+# isolation as a stock podman would have with its own configuration files), inside the
+# bench netns (nsenter --net: only the network namespace changes, so podman's mounts are
+# the host's, as usual). The CNI plugins run as podman's children, so the bridge, the
+# veth host ends and the iptables rules of the firewall and portmap plugins are made there.
+write_podman() {
+  local s=$PODMAN_STATE
+  mkdir -p "$s/etc" "$s/root" "$s/runroot" "$s/tmp" "$s/home/.config/containers" "$s/xdg/run" \
+    "$s/networks" "$s/imgtmp" "$s/hooks" "$s/cni-ipam" "$s/hostcache" "$s/vartmp"
+  chmod 0700 "$s/xdg/run"
+  cat >"$s/etc/containers.conf" <<CONF
+[containers]
+log_driver = "k8s-file"
+# podman (root) asks the runtime for nofile/nproc 1048576; without CAP_SYS_RESOURCE the
+# runtime cannot raise a hard limit above its own ("error setting rlimit type 7").
+default_ulimits = ["nofile=$(pods_limit 'Max open files' 1048576):$(pods_limit 'Max open files' 1048576)", "nproc=$(pods_limit 'Max processes' 32768):$(pods_limit 'Max processes' 32768)"]
+
+[network]
+network_backend = "cni"
+network_config_dir = "$s/networks"
+cni_plugin_dirs = ["/usr/lib/cni"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$s/tmp/events.log"
+lock_type = "file"
+tmp_dir = "$s/tmp"
+static_dir = "$s/root/libpod"
+volume_path = "$s/root/volumes"
+hooks_dir = ["$s/hooks"]
+image_copy_tmp_dir = "$s/imgtmp"
+runtime = "runc"
+[engine.runtimes]
+runc = ["$(command -v runc)"]
+CONF
+  cat >"$s/etc/storage.conf" <<CONF
+[storage]
+driver = "overlay"
+graphroot = "$s/root"
+runroot = "$s/runroot"
+[storage.options.overlay]
+mountopt = "nodev"
+CONF
+  printf 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n' >"$s/etc/registries.conf"
+  # c/image reads $HOME/.config/containers/policy.json first: accept the local transports only.
+  echo '{"default":[{"type":"reject"}],"transports":{"oci-archive":{"":[{"type":"insecureAcceptAnything"}]},"containers-storage":{"":[{"type":"insecureAcceptAnything"}]}}}' \
+    >"$s/home/.config/containers/policy.json"
+  echo '{"auths":{}}' >"$s/etc/auth.json"
+  # The bridge network of `podman network create --subnet`, with host-local's IPAM state
+  # in $s/cni-ipam instead of /var/lib/cni/networks.
+  jq -n --arg net "$PODMAN_NET" --arg subnet "$PODMAN_SUBNET" --arg gw "${PODMAN_SUBNET%.0/24}.1" --arg ipam "$s/cni-ipam" '{
+    cniVersion: "0.4.0", name: $net,
+    plugins: [
+      {type: "bridge", bridge: "cni-podman1", isGateway: true, ipMasq: true, hairpinMode: true,
+       ipam: {type: "host-local", dataDir: $ipam, routes: [{dst: "0.0.0.0/0"}],
+              ranges: [[{subnet: $subnet, gateway: $gw}]]},
+       capabilities: {ips: true}},
+      {type: "portmap", capabilities: {portMappings: true}},
+      {type: "firewall", backend: ""},
+      {type: "tuning"}]}' >"$s/networks/$PODMAN_NET.conflist"
+
+  cat >"$PODS/podman" <<SCRIPT
+#!/bin/sh
+# podman with its own configuration and state in $s, in the netns $PODS_NS.
+export CONTAINERS_CONF=$s/etc/containers.conf CONTAINERS_STORAGE_CONF=$s/etc/storage.conf \\
+  CONTAINERS_REGISTRIES_CONF=$s/etc/registries.conf REGISTRY_AUTH_FILE=$s/etc/auth.json \\
+  HOME=$s/home XDG_CONFIG_HOME=$s/home/.config XDG_DATA_HOME=$s/home/.local/share \\
+  XDG_RUNTIME_DIR=$s/xdg/run TMPDIR=$s/imgtmp
+unset DBUS_SESSION_BUS_ADDRESS NOTIFY_SOCKET CONTAINER_HOST CONTAINER_CONNECTION
+exec nsenter --net=/run/netns/$PODS_NS podman --root $s/root --runroot $s/runroot \\
+  --tmpdir $s/tmp --storage-driver overlay --cgroup-manager cgroupfs --events-backend file \\
+  --network-config-dir $s/networks --runtime runc --log-level error "\$@"
+SCRIPT
+  # podman load and the build of its pause image write a blob cache under
+  # /var/lib/containers and unpack archives in /var/tmp whatever --root says: those run in
+  # a private mount namespace with both bind-mounted from $s (or /var/lib on a tmpfs when
+  # /var/lib/containers does not exist).
+  cat >"$PODS/podman-image" <<SCRIPT
+#!/bin/sh
+exec unshare --mount --propagation private $PODS/podman-image-ns "\$@"
+SCRIPT
+  cat >"$PODS/podman-image-ns" <<SCRIPT
+#!/bin/sh
+set -e
+if [ -d /var/lib/containers ]; then
+  mount --bind $s/hostcache /var/lib/containers
+else
+  mount -t tmpfs -o mode=0755,size=64m podlab-bench /var/lib
+fi
+mount --bind $s/vartmp /var/tmp
+exec $PODS/podman "\$@"
+SCRIPT
+  chmod +x "$PODS/podman" "$PODS/podman-image" "$PODS/podman-image-ns"
+}
+
+# pods_limit NAME DEFAULT: the hard limit NAME of /proc/self/limits, DEFAULT if unlimited,
+# and at most 32768 for processes (podman itself sets RLIMIT_NPROC to 32768).
+pods_limit() {
+  local v
+  v=$(awk -v n="$1" 'index($0, n) == 1 { print $(NF - 1) }' /proc/self/limits)
+  [ "$v" != unlimited ] || v=$2
+  [ "$1" != "Max processes" ] || [ "$v" -le 32768 ] || v=32768
+  echo "$v"
+}
+
+# The scripts hyperfine runs: starting (until the page answers), and bringing the machine
+# into a state (no pod, the podlab pod running, or the podman pod running) before a run.
+write_pod_scripts() {
+  local podlab
+  podlab="$(printf '%q' "$PODLAB") --root $PODS_ROOT"
+  # page IP: poll http://IP:8080/ with curl from the bench netns (50 ms apart, 10 s at most)
+  # until it serves the sidecar's page. (Not busybox wget: Debian's static busybox crashes
+  # in wget on this glibc.)
+  cat >"$PODS/page" <<SCRIPT
+#!/bin/sh
+# Only from inside the bench netns: anywhere else, a pod IP would go to the default route.
+[ "\$(stat -L -c %i /proc/self/ns/net)" = "\$(stat -L -c %i /run/netns/$PODS_NS)" ] ||
+  { echo "bench: the page check must run in the netns $PODS_NS" >&2; exit 1; }
+i=0
+until [ "\$(curl -fsS --max-time 1 "http://\$1:8080/" 2>/dev/null)" = $POD_PAGE ]; do
+  i=\$((i + 1))
+  [ \$i -lt 200 ] || { echo "bench: http://\$1:8080/ did not serve the page within 10 s" >&2; exit 1; }
+  sleep 0.05
+done
+SCRIPT
+  # podlab: `run --wait` returns when both containers run and are ready and prints the
+  # pod's IP ("pod/NAME is Running (2/2 ready, IP 10.244.0.5)").
+  cat >"$PODS/podlab-start" <<SCRIPT
+#!/bin/sh
+set -e
+out=\$($podlab run -f $PODS_YAML --wait --timeout 60s)
+ip=\${out##*, IP }
+ip=\${ip%%)*}
+exec $PODS/page "\$ip"
+SCRIPT
+  # podman: `kube play` returns when the pod's containers are started. It prints the pod's
+  # ID, kept for the cleanup: podman leaves the pod's cgroup in some hierarchies.
+  cat >"$PODS/podman-start" <<SCRIPT
+#!/bin/sh
+set -e
+out=\$($PODS/podman kube play --network $PODMAN_NET --ip $PODMAN_POD_IP $PODS_YAML)
+echo "\$out" | sed -n '/^Pod:/ { n; p; }' >>$PODS/pod-ids
+exec $PODS/page $PODMAN_POD_IP
+SCRIPT
+  cat >"$PODS/state" <<SCRIPT
+#!/bin/sh
+# state none|podlab|podman: make sure only that pod exists (none: neither).
+set -e
+podlab_has() { [ -e $PODS_ROOT/lib/manifests/pod_default_$POD_NAME.yaml ]; }
+podman_has() { $PODS/podman pod exists $POD_NAME; }
+if [ "\$1" != podlab ] && podlab_has; then $podlab delete -f $PODS_YAML >/dev/null; fi
+if [ "\$1" != podman ] && podman_has; then $PODS/podman kube down $PODS_YAML >/dev/null; fi
+case "\$1" in
+  podlab) podlab_has || nsenter --net=/run/netns/$PODS_NS $PODS/podlab-start >/dev/null ;;
+  podman) podman_has || nsenter --net=/run/netns/$PODS_NS $PODS/podman-start >/dev/null ;;
+esac
+SCRIPT
+  chmod +x "$PODS/page" "$PODS/podlab-start" "$PODS/podman-start" "$PODS/state"
+}
+
+# Once, before the runs: the bench netns, podlab's node agent in it and its image, podman's
+# configuration, its network and its images (busybox from podlab's store, and its pause
+# image, which podman builds locally from catatonit).
+pods_setup() {
+  local ns=podlab-bench-$$ layout=$PODS/layout p
+  mkdir -p "$PODS"
+  # podman's CNI cache (/var/lib/cni/results), runc's default state directory and
+  # podman's parent cgroups are host paths podman makes whatever its configuration says.
+  for p in /var/lib/cni /run/runc /sys/fs/cgroup/libpod_parent /sys/fs/cgroup/*/; do
+    [ "${p%/}" = "$p" ] || p=${p}libpod_parent # one per cgroup v1 hierarchy
+    [ -e "$p" ] || PODS_MADE="$PODS_MADE $p"
+  done
+  say "making the network namespace $ns"
+  ip netns add "$ns"
+  PODS_NS=$ns
+  ip -n "$ns" link set lo up
+
+  say "podlab: image build busybox, node agent in $ns (--root $PODS_ROOT)"
+  "$PODLAB" --root "$PODS_ROOT" image build busybox >&2
+  "$PODLAB" --root "$PODS_ROOT" node --netns "$ns" --detach >&2
+
+  say "podman: configuration in $PODMAN_STATE, busybox loaded from podlab image save"
+  write_podman
+  "$PODLAB" --root "$PODS_ROOT" image save docker.io/library/busybox:latest "$layout" >&2
+  # podlab names the layout's manifest by its tag; podman names a loaded image after the
+  # ref.name, so give it the full name, and make an oci-archive of the layout.
+  jq '.manifests[0].annotations["org.opencontainers.image.ref.name"] = "docker.io/library/busybox:latest"' \
+    "$layout/index.json" >"$PODS/index.json"
+  mv "$PODS/index.json" "$layout/index.json"
+  tar -C "$layout" -cf "$PODS/busybox.tar" .
+  "$PODS/podman-image" load -i "$PODS/busybox.tar" >&2
+  "$PODS/podman-image" pod create --name bench-pause >/dev/null
+  "$PODS/podman" pod rm bench-pause >/dev/null
+  rm -rf "$layout" "$PODS/busybox.tar"
+  write_pod_scripts
+}
+
+# At exit (from cleanup): delete both pods, stop and reset podlab, reset podman, remove the
+# netns and the host directories the table made (when empty). Every step is tried.
+pods_cleanup() {
+  local p c
+  if [ -x "$PODS/state" ]; then "$PODS/state" none >/dev/null 2>&1 || true; fi
+  if [ -x "$PODS/podman" ]; then
+    "$PODS/podman" pod rm -a -f -t 0 >/dev/null 2>&1 || true
+    "$PODS/podman" system reset --force >/dev/null 2>&1 || true
+  fi
+  "$PODLAB" --root "$PODS_ROOT" node stop >/dev/null 2>&1 || true
+  "$PODLAB" --root "$PODS_ROOT" reset >/dev/null 2>&1 || true
+  awk -v p="$PODS/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
+  ip netns delete "$PODS_NS" 2>/dev/null || true
+  PODS_NS=
+  # The pods' cgroups podman leaves (seen in the systemd and unified hierarchies), by ID.
+  if [ -s "$PODS/pod-ids" ]; then
+    while read -r c; do
+      case "$c" in '' | *[!0-9a-f]*) continue ;; esac
+      for p in /sys/fs/cgroup/libpod_parent/"$c" /sys/fs/cgroup/*/libpod_parent/"$c"; do
+        [ ! -d "$p" ] || rmdir "$p" 2>/dev/null || say "left $p in place (not empty)"
+      done
+    done <"$PODS/pod-ids"
+  fi
+  for p in $PODS_MADE; do
+    [ -d "$p" ] || continue
+    for c in results conmon; do
+      [ ! -d "$p/$c" ] || rmdir "$p/$c" 2>/dev/null || true
+    done
+    rmdir "$p" 2>/dev/null || say "left $p in place (not empty)"
+  done
+}
+
+bench_pods() {
+  local podlab
+  podlab="$(printf '%q' "$PODLAB") --root $PODS_ROOT"
+  add "podlab start" "nsenter --net=/run/netns/$PODS_NS $PODS/podlab-start" "$PODS/state none"
+  add "podman start" "nsenter --net=/run/netns/$PODS_NS $PODS/podman-start" "$PODS/state none"
+  add "podlab delete" "$podlab delete -f $PODS_YAML" "$PODS/state podlab"
+  add "podman delete" "$PODS/podman kube down $PODS_YAML" "$PODS/state podman"
+  CLEANUP="$PODS/state none"
+}
+
+# percentile JSON ROW P: the P-th percentile (nearest rank) of the times of row ROW, in s.
+percentile() {
+  jq -r --argjson row "$2" --argjson p "$3" \
+    '.results[$row].times | sort | .[((length * $p / 100) | ceil) - 1]' "$1"
+}
+
+# Rows: podlab start, podman start, podlab delete, podman delete.
+print_pods_table() {
+  local json=$1 i ref
+  echo
+  echo "| command | mean (ms) | ± σ (ms) | p50 (ms) | p99 (ms) | × podman |"
+  echo "|---------|----------:|---------:|---------:|---------:|---------:|"
+  for i in "${!NAMES[@]}"; do
+    ref=$((i - i % 2 + 1))
+    awk -v name="${NAMES[$i]}" -v m="${MEAN[$i]}" -v s="${SD[$i]}" -v r="${MEAN[$ref]}" \
+      -v p50="$(percentile "$json" "$i" 50)" -v p99="$(percentile "$json" "$i" 99)" 'BEGIN {
+        printf "| %s | %.1f | %.1f | %.1f | %.1f | %.2f |\n", name, m * 1000, s * 1000, p50 * 1000, p99 * 1000, m / r
+      }'
+  done
+  echo
+  awk -v p="${MEAN[0]}" -v r="${MEAN[1]}" -v p50="$(percentile "$json" 0 50)" -v p99="$(percentile "$json" 0 99)" \
+    -v n="$RUNS" 'BEGIN {
+    printf "start: podlab takes %.2f × the time of podman (%.1f ms against %.1f ms): goal ≤ 0.2× %s.\n",
+      p / r, p * 1000, r * 1000, (p <= 0.2 * r) ? "met" : "NOT met"
+    printf "podlab start over %d runs: p50 %.1f ms, p99 %.1f ms: goal p99 well under 5 s %s.\n",
+      n, p50 * 1000, p99 * 1000, (p99 < 5) ? "met" : "NOT met"
+  }'
+  awk -v p="${MEAN[2]}" -v r="${MEAN[3]}" 'BEGIN {
+    printf "delete: podlab takes %.2f × the time of podman (%.1f ms against %.1f ms).\n", p / r, p * 1000, r * 1000
+  }'
+  echo
+  echo "Pod: bench/pods/web.yaml (2 containers, emptyDir, image present). podlab: node agent in netns $PODS_NS, pod network"
+  echo "10.244.0.0/24 on bridge podlab0. podman: CNI bridge network $PODMAN_NET ($PODMAN_SUBNET, bridge, portmap,"
+  echo "firewall, tuning plugins) in the same netns, \`kube play --network $PODMAN_NET --ip $PODMAN_POD_IP\`,"
+  echo "overlay storage, runc, cgroupfs, its own configuration in a temporary directory."
+  print_commands
+}
+
+table_pods() {
+  new_table
+  pods_setup
+  bench_pods
+  # One warm-up run: a run takes a second or more.
+  measure "$TMP/pods.json" 1 "$RUNS"
+  keep_json "$TMP/pods.json" pods
+  read_results "$TMP/pods.json"
+
+  echo "## Pods"
+  echo
+  machine "$(podman --version), $(runc --version | head -1), $(conmon --version | head -1); $RUNS runs after 1 warm-up run"
+  print_pods_table "$TMP/pods.json"
+}
+
 # --- Main -------------------------------------------------------------------------------
 main() {
   local packages=(hyperfine jq)
   case "$WHAT" in
-    all) packages+=(runc crun busybox-static docker-registry skopeo umoci curl) ;;
+    all) packages+=(runc crun busybox-static docker-registry skopeo umoci curl podman conmon containernetworking-plugins catatonit iptables) ;;
     box) packages+=(runc busybox-static) ;;
     image) packages+=(busybox-static docker-registry skopeo umoci curl) ;;
     runtime) packages+=(runc crun busybox-static) ;;
+    pods) packages+=(podman runc conmon containernetworking-plugins catatonit iptables curl) ;;
   esac
   ensure_packages "${packages[@]}"
 
@@ -638,10 +961,13 @@ main() {
       table_image
       echo
       table_runtime
+      echo
+      table_pods
       ;;
     box) table_box ;;
     image) table_image ;;
     runtime) table_runtime ;;
+    pods) table_pods ;;
   esac
 }
 
