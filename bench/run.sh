@@ -898,19 +898,21 @@ print_pods_table() {
   echo
   awk -v p="${MEAN[0]}" -v r="${MEAN[1]}" -v p50="$(percentile "$json" 0 50)" -v p99="$(percentile "$json" 0 99)" \
     -v n="$RUNS" 'BEGIN {
-    printf "start: podlab takes %.2f × the time of podman (%.1f ms against %.1f ms): goal ≤ 0.2× %s.\n",
+    printf "start: podlab takes %.2f × the time of podman (%.1f ms against %.1f ms): goal ≤ 0.2× %s.\n\n",
       p / r, p * 1000, r * 1000, (p <= 0.2 * r) ? "met" : "NOT met"
-    printf "podlab start over %d runs: p50 %.1f ms, p99 %.1f ms: goal p99 well under 5 s %s.\n",
+    printf "podlab start over %d runs: p50 %.1f ms, p99 %.1f ms: goal p99 well under 5 s %s.\n\n",
       n, p50 * 1000, p99 * 1000, (p99 < 5) ? "met" : "NOT met"
   }'
   awk -v p="${MEAN[2]}" -v r="${MEAN[3]}" 'BEGIN {
     printf "delete: podlab takes %.2f × the time of podman (%.1f ms against %.1f ms).\n", p / r, p * 1000, r * 1000
   }'
   echo
-  echo "Pod: bench/pods/web.yaml (2 containers, emptyDir, image present). podlab: node agent in netns $PODS_NS, pod network"
-  echo "10.244.0.0/24 on bridge podlab0. podman: CNI bridge network $PODMAN_NET ($PODMAN_SUBNET, bridge, portmap,"
-  echo "firewall, tuning plugins) in the same netns, \`kube play --network $PODMAN_NET --ip $PODMAN_POD_IP\`,"
-  echo "overlay storage, runc, cgroupfs, its own configuration in a temporary directory."
+  echo "- Pod: bench/pods/web.yaml (2 containers sharing an emptyDir, image present), started until its page answers."
+  echo "- Network: everything in the netns $PODS_NS; the page check runs curl there."
+  echo "- podlab: node agent in that netns, pods on 10.244.0.0/24 (bridge podlab0)."
+  echo "- podman: CNI bridge network $PODMAN_NET ($PODMAN_SUBNET: bridge, host-local, portmap, firewall, tuning) in the same netns,"
+  echo "  \`kube play --network $PODMAN_NET --ip $PODMAN_POD_IP\`; overlay storage, runc, cgroupfs, its own configuration and storage;"
+  echo "  \`kube down\` stops the containers with SIGKILL at once (timeout 0)."
   print_commands
 }
 
