@@ -20,6 +20,13 @@ use podlab::pod::manifest::Pod;
 use podlab::pod::network::{self, HostPort, NodeNetConfig, PodNet};
 use podlab::primitives::{link, netns};
 
+/// The tests that change a network one at a time: the first one records what is explained,
+/// and explanations from other threads of this process would mix into its record.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn pid() -> u32 {
     std::process::id()
 }
@@ -178,6 +185,7 @@ const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 
 #[test]
 fn pods_on_a_bridge_reach_each_other_and_leave_nothing() {
+    let _serial = serial();
     let mut lab = Lab::new("bridge");
     // A host that drops forwarded traffic: podlab's FORWARD chain must still let pods talk.
     lab.exec(&["iptables", "-w", "-P", "FORWARD", "DROP"]);
@@ -304,6 +312,7 @@ fn rules_only(save: &str) -> Vec<String> {
 
 #[test]
 fn host_ports_reach_the_pod_and_are_not_shared() {
+    let _serial = serial();
     let mut lab = Lab::new("hostport");
     let second = Ipv4Addr::new(10, 251, octet(), 1);
     link::add_addr(Some(&lab.node), "lo", &format!("{second}/32")).unwrap();
@@ -366,6 +375,7 @@ fn host_ports_reach_the_pod_and_are_not_shared() {
 
 #[test]
 fn concurrent_nodes_and_pods_take_turns() {
+    let _serial = serial();
     let mut lab = Lab::new("race");
     std::thread::scope(|s| {
         let lab = &lab;
@@ -410,6 +420,7 @@ fn concurrent_nodes_and_pods_take_turns() {
 
 #[test]
 fn bad_input_is_refused_before_anything_happens() {
+    let _serial = serial();
     let mut lab = Lab::new("bad");
     lab.ensure();
     let ns = lab.pod_ns("bad-a");

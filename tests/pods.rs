@@ -39,7 +39,8 @@ impl Node {
         std::fs::write(&file, yaml).unwrap();
         let mut args = vec!["run", "-f", file.to_str().unwrap()];
         if wait {
-            args.extend(["--wait", "--timeout", "60s"]);
+            // Generous: the cgroup v2 lane runs these in an emulated VM.
+            args.extend(["--wait", "--timeout", "180s"]);
         }
         self.podlab(&args)
     }
@@ -261,6 +262,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: hog}
 spec:
+  hostNetwork: true
   restartPolicy: Never
   containers:
   - name: hog
@@ -271,7 +273,7 @@ spec:
       limits: {memory: 32Mi, cpu: 500m}
 "#;
     node.apply("hog", yaml, false);
-    let p = node.wait_pod("hog", 60, "Failed", |p| p["status"]["phase"] == "Failed");
+    let p = node.wait_pod("hog", 180, "Failed", |p| p["status"]["phase"] == "Failed");
     let term = &container(&p, "hog")["state"]["terminated"];
     assert_eq!(term["reason"], "OOMKilled", "{p}");
     assert_eq!(term["exitCode"], 137);
@@ -289,6 +291,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: burn}
 spec:
+  hostNetwork: true
   terminationGracePeriodSeconds: 1
   containers:
   - name: burn
@@ -454,8 +457,10 @@ spec:
     let p = node.pod("seq");
     let inits = p["status"]["initContainerStatuses"].as_array().unwrap();
     assert!(inits.iter().all(|c| c["state"]["terminated"]["exitCode"] == 0), "{p}");
-    let out = node.exec("seq", "app", "cat /work/order");
-    assert_eq!(text(&out.stdout), "one\ntwo\napp\n");
+    // The app appends its line as it starts (which --wait does not wait for).
+    let order = || text(&node.exec("seq", "app", "cat /work/order").stdout);
+    assert!(wait_until(10, || order().ends_with("app\n")), "{}", order());
+    assert_eq!(order(), "one\ntwo\napp\n");
     let ip = p["status"]["podIP"].as_str().unwrap();
     let out = node.exec("seq", "app", "echo $GREETING $PASSWORD $MY_POD $MY_IP $MEM; echo $MSG");
     assert_eq!(text(&out.stdout), format!("hello s3cret seq {ip} 48\nhello from seq\n"));
@@ -665,6 +670,10 @@ spec:
         "{t}{}",
         text(&out.stderr)
     );
+    // No signal is ignored for the container's programs (SIGPIPE included, as with runc).
+    let out = node.exec("locked", "app", "grep SigIgn /proc/self/status");
+    let mask = u64::from_str_radix(text(&out.stdout).trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "SIGPIPE ignored: {mask:x}");
     // `exec -i`: our stdin reaches the command.
     let mut child = node
         .root

@@ -82,10 +82,15 @@ pub fn write_files(pod: &Pod, pod_dir: &Path, ip: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Start the pause process in the pod's namespaces and cgroup.
+/// Start the pause process in the pod's namespaces, in a leaf cgroup `pod<uid>/pause` below
+/// the pod's (cgroup v2 lets only leaves hold processes once controllers are enabled for
+/// children: the containers' cgroups sit beside it, as containerd places the sandbox).
 pub fn start_pause(pod: &Pod, pod_dir: &Path, uid: &str, cgroup: &Cgroup) -> Result<Sandbox> {
     let spec = pod.spec.as_ref();
     let host = host_network(pod);
+    let leaf = Cgroup::new(cgroup.rel().join("pause"))?;
+    leaf.create()?;
+    let cgroup = &leaf;
     let sb = Sandbox::start(&SandboxSpec {
         hostname: super::container::hostname(pod),
         network: !host,

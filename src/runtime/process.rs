@@ -253,6 +253,12 @@ pub fn seccomp_and_exec(proc_: &Process, program: &Program) -> Step<std::convert
         step("load the seccomp filter", filter.load())?;
     }
     explain::say(format!("exec {}", program.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")));
+    // Rust programs start with SIGPIPE ignored, and an ignored signal stays ignored across
+    // exec: give the container's program the default (`yes | head` ends quietly), as runc does.
+    // SAFETY: setting a signal's disposition to the default has no memory effects.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let err = match nix::unistd::execve(&program.path, &program.args, &program.env) {
         Err(e) => e,
         Ok(never) => match never {},
