@@ -428,6 +428,26 @@ fn lab11_check_says_what_it_saw() {
     t.assert_clean();
 }
 
+/// Lab 11 by hand: the guide's steps, as written (with their own waits), pass the check.
+#[test]
+#[ignore = "slow: the guide's own waits add up to about a minute (cargo test --test labs -- --ignored lab11)"]
+fn lab11_guide_by_hand() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab11-guide");
+    assert!(t.run(&["lab", "reset", "11"]).status.success());
+    let guide = include_str!("../labs/11-kubelet/README.md");
+    let out = run_guide(&t, "11-kubelet", &guide_commands(guide, "## Steps", "## Check your work"), "steps");
+    assert!(out.contains("CrashLoopBackOff"), "{out}");
+    assert!(out.contains("Completed") && out.contains("Error"), "the other restart policies: {out}");
+    assert!(out.contains("static-web"), "{out}");
+    let check = t.run(&["lab", "check", "11"]);
+    assert_eq!(check.status.code(), Some(0), "the guide's steps pass the check:\n{}", text(&check.stdout));
+    assert!(t.run(&["lab", "reset", "11"]).status.success());
+    no_netns(&["lab11-node"]);
+    assert!(processes_mentioning(t.dir.to_str().unwrap()).is_empty());
+    t.assert_clean();
+}
+
 #[test]
 fn lab09_and_lab11_are_listed_and_shown() {
     let t = TestRoot::new("lab0911cli");

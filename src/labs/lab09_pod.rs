@@ -208,6 +208,12 @@ pub fn check(ctx: &Ctx) -> Result<Vec<Point>> {
     let pause = p.pid(PAUSE);
     let pause_ok = pause.as_ref().map_err(String::clone).and_then(|&pid| {
         let shared = host_shared(pid);
+        if !shared.is_empty() && cmdline(pid).starts_with("unshare") {
+            return Err(format!(
+                "pid {pid} is unshare itself: with --fork it stays in the host's namespaces and the pause is \
+                 its child; leave --fork out (it is for --pid) so that unshare execs the pause"
+            ));
+        }
         if !shared.is_empty() {
             return Err(format!("pause (pid {pid}) still shares the host's {} namespace", shared.join(", ")));
         }
