@@ -43,7 +43,8 @@ const PORT: u16 = 8080;
 /// The page the web container serves (`$LAB/rootfs/www/index.html`).
 const PAGE: &str = "hello from pod lab09\n";
 /// What the client container runs: fetch the page over the pod's localhost, every second.
-const CLIENT_LOOP: &str = "while true; do wget -q -O /tmp/fetched.txt http://127.0.0.1:8080/; sleep 1; done";
+const CLIENT_LOOP: &str =
+    "while true; do wget -q -O /tmp/new.txt http://127.0.0.1:8080/ && mv /tmp/new.txt /tmp/fetched.txt; sleep 1; done";
 /// The namespaces the containers of a pod share with its pause.
 const SHARED: [(&str, CloneFlags); 3] =
     [("net", CloneFlags::CLONE_NEWNET), ("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS)];
@@ -64,7 +65,7 @@ spec:
   - name: client
     image: busybox
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "while true; do wget -q -O /tmp/fetched.txt http://127.0.0.1:8080/; sleep 1; done"]
+    command: ["sh", "-c", "while true; do wget -q -O /tmp/new.txt http://127.0.0.1:8080/ && mv /tmp/new.txt /tmp/fetched.txt; sleep 1; done"]
 "#;
 
 /// One process of the pod, as its pid file names it.
