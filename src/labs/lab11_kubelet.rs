@@ -251,6 +251,22 @@ fn podlab(root: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `podlab --root ROOT ARGS...` succeeds (quietly: for polling).
+fn succeeds(root: &Path, args: &[&str]) -> bool {
+    binary().is_ok_and(|bin| {
+        Command::new(bin)
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .env_remove("PODLAB_ROOT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
 /// Poll `cond` every 200 ms until it gives Ok, or fail after `secs` with its last complaint.
 fn wait_for<T>(what: &str, secs: u64, mut cond: impl FnMut() -> std::result::Result<T, String>) -> Result<T> {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -290,10 +306,12 @@ pub fn solve(ctx: &Ctx) -> Result<()> {
         podlab(&root, &["run", "-f", &ctx.ws.join(file).display().to_string()])?;
     }
 
-    // 3. Break alive's liveness, once it runs; make ready ready, once its probe has failed.
-    wait_for("pod alive is running", 60, || match find(&paths, "alive").and_then(|p| p.record) {
-        Some(r) if r.containers.iter().all(|c| c.pid().is_some()) => Ok(()),
-        _ => Err("not yet".into()),
+    // 3. Break alive's liveness once its command has made /tmp/healthy; make ready ready
+    //    once its probe has failed.
+    let healthy = ["exec", "alive", "--", "test", "-f", "/tmp/healthy"];
+    say(format!("podlab --root {} {}   # until it succeeds", root.display(), healthy.join(" ")));
+    wait_for("/tmp/healthy exists in pod alive", 60, || {
+        if succeeds(&root, &healthy) { Ok(()) } else { Err("not yet".into()) }
     })?;
     podlab(&root, &["exec", "alive", "--", "rm", "/tmp/healthy"])?;
     wait_for("the readiness probe of pod ready failed", 60, || match find(&paths, "ready") {
