@@ -20,6 +20,7 @@ fn lab_cycle(n: u8, extra_clean: impl Fn()) {
 fn lab_cycle_with<T>(n: u8, seen: impl Fn(&TestRoot) -> T, extra_clean: impl Fn(T)) {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = TestRoot::new(&format!("lab{n:02}"));
+    let _reset = ResetOnPanic(&t, n);
     let num = n.to_string();
     // Start from nothing, whatever an earlier failed run left.
     assert!(t.run(&["lab", "reset", &num]).status.success());
@@ -49,6 +50,18 @@ fn lab_cycle_with<T>(n: u8, seen: impl Fn(&TestRoot) -> T, extra_clean: impl Fn(
     assert!(left.is_empty(), "lab workspace left: {left:?}");
     extra_clean(made);
     t.assert_clean();
+}
+
+/// Resets lab N when a test fails half way: a solve that failed leaves processes running
+/// (node agents, pods), and the test root is about to be removed under them.
+struct ResetOnPanic<'a>(&'a TestRoot, u8);
+
+impl Drop for ResetOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.run(&["lab", "reset", &self.1.to_string()]);
+        }
+    }
 }
 
 fn no_cgroup(rel: &str) {
@@ -310,6 +323,7 @@ fn run_guide(t: &TestRoot, slug: &str, script: &str, name: &str) -> String {
 fn lab09_guide_by_hand_and_as_yaml() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = TestRoot::new("lab09-guide");
+    let _reset = ResetOnPanic(&t, 9);
     assert!(t.run(&["lab", "reset", "9"]).status.success());
     let guide = include_str!("../labs/09-pod/README.md");
 
@@ -393,6 +407,7 @@ fn lab11_kubelet() {
 fn lab11_check_says_what_it_saw() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = TestRoot::new("lab11-seen");
+    let _reset = ResetOnPanic(&t, 11);
     assert!(t.run(&["lab", "reset", "11"]).status.success());
     let ws = t.dir.join("lib/labs/11-kubelet");
     let root = ws.join("root");
@@ -434,6 +449,7 @@ fn lab11_check_says_what_it_saw() {
 fn lab11_guide_by_hand() {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = TestRoot::new("lab11-guide");
+    let _reset = ResetOnPanic(&t, 11);
     assert!(t.run(&["lab", "reset", "11"]).status.success());
     let guide = include_str!("../labs/11-kubelet/README.md");
     let out = run_guide(&t, "11-kubelet", &guide_commands(guide, "## Steps", "## Check your work"), "steps");

@@ -391,7 +391,34 @@ pub(super) fn reset_node(root: &Path, node_ns: &str) -> Result<bool> {
     if !errors.is_empty() {
         return Err(Error::invalid(errors.join("; ")));
     }
+    // Whatever still runs in the node's namespace belongs to the lab's node: an agent or a
+    // supervisor whose state directory is gone (the workspace removed by hand, say). SIGTERM
+    // lets a supervisor delete its pod from what it knows; SIGKILL after a while.
+    found |= stop_netns_processes(node_ns, Duration::from_secs(15));
     Ok(found)
+}
+
+/// SIGTERM to every process in network namespace `name` (if it exists), SIGKILL to those
+/// still there after `grace`; returns whether there were any.
+fn stop_netns_processes(name: &str, grace: Duration) -> bool {
+    let Ok(inode) = netns::inode_of(name) else { return false };
+    let me = std::process::id() as i32;
+    let inside = || -> Vec<i32> {
+        proc::pids().into_iter().filter(|p| *p != me && proc::ns_inode(*p, "net").is_ok_and(|i| i == inode)).collect()
+    };
+    let pids = inside();
+    for pid in &pids {
+        say(format!("kill -TERM {pid}   # still in network namespace {name}"));
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while !inside().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for pid in inside() {
+        stop(pid, Signal::SIGKILL, Duration::ZERO);
+    }
+    !pids.is_empty()
 }
 
 pub fn reset(ctx: &Ctx) -> Result<bool> {
