@@ -12,8 +12,15 @@ use common::*;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn lab_cycle(n: u8, extra_clean: impl Fn()) {
+    lab_cycle_with(n, |_| (), |()| extra_clean());
+}
+
+/// [`lab_cycle`] that also looks at what solve made (`seen`, before the check after solve),
+/// so that `extra_clean` can tell that exactly those things are gone after reset.
+fn lab_cycle_with<T>(n: u8, seen: impl Fn(&TestRoot) -> T, extra_clean: impl Fn(T)) {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t = TestRoot::new(&format!("lab{n:02}"));
+    let _reset = ResetOnPanic(&t, n);
     let num = n.to_string();
     // Start from nothing, whatever an earlier failed run left.
     assert!(t.run(&["lab", "reset", &num]).status.success());
@@ -26,6 +33,7 @@ fn lab_cycle(n: u8, extra_clean: impl Fn()) {
     let solve = t.run(&["lab", "solve", &num]);
     assert!(solve.status.success(), "solve {n}: {}", text(&solve.stderr));
     assert!(text(&solve.stderr).lines().any(|l| l.starts_with("$ ")), "solve prints the commands it runs");
+    let made = seen(&t);
 
     let after = t.run(&["lab", "check", &num]);
     assert_eq!(after.status.code(), Some(0), "check after solve:\n{}", text(&after.stdout));
@@ -40,8 +48,20 @@ fn lab_cycle(n: u8, extra_clean: impl Fn()) {
     let ws = t.dir.join("lib/labs");
     let left: Vec<_> = std::fs::read_dir(&ws).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "lab workspace left: {left:?}");
-    extra_clean();
+    extra_clean(made);
     t.assert_clean();
+}
+
+/// Resets lab N when a test fails half way: a solve that failed leaves processes running
+/// (node agents, pods), and the test root is about to be removed under them.
+struct ResetOnPanic<'a>(&'a TestRoot, u8);
+
+impl Drop for ResetOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.run(&["lab", "reset", &self.1.to_string()]);
+        }
+    }
 }
 
 fn no_cgroup(rel: &str) {
@@ -206,6 +226,251 @@ fn lab07_check_catches_a_tampered_blob() {
     assert!(out.contains("not to its name"), "the hint says which blob is wrong: {out}");
     assert!(t.run(&["lab", "reset", "7"]).status.success());
     t.assert_clean();
+}
+
+/// Command lines of every process whose command line contains `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie has no command line: count it as gone, as kill -0 would not.
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+}
+
+fn no_netns(names: &[&str]) {
+    for ns in names {
+        assert!(!Path::new("/run/netns").join(ns).exists(), "netns {ns} left");
+    }
+}
+
+/// What lab 9 made: the pids of its pause, web and client.
+fn lab09_pids(t: &TestRoot) -> Vec<i32> {
+    let ws = t.dir.join("lib/labs/09-pod");
+    ["pause", "web", "client"]
+        .iter()
+        .map(|r| std::fs::read_to_string(ws.join(format!("{r}.pid"))).unwrap().trim().parse().unwrap())
+        .collect()
+}
+
+fn lab09_clean(t_dir: &Path, pids: &[i32]) {
+    no_netns(&["lab09-node", "lab09-pod"]);
+    no_cgroup("podlab/lab09-pod");
+    let running: Vec<&i32> = pids.iter().filter(|p| alive(**p)).collect();
+    assert!(running.is_empty(), "processes of lab 9 left: {running:?}");
+    let mentioning = processes_mentioning(t_dir.to_str().unwrap());
+    assert!(mentioning.is_empty(), "processes of the lab's workspace left: {mentioning:?}");
+}
+
+#[test]
+fn lab09_pod() {
+    let dir = format!("/tmp/podlab-test-lab09-{}", std::process::id());
+    lab_cycle_with(9, lab09_pids, |pids| lab09_clean(Path::new(&dir), &pids));
+}
+
+/// The shell commands of the ```sh blocks of a guide, from heading `from` to heading `to`.
+fn guide_commands(guide: &str, from: &str, to: &str) -> String {
+    let start = guide.find(from).unwrap_or_else(|| panic!("no {from:?} in the guide"));
+    let end = start + guide[start..].find(to).unwrap_or_else(|| panic!("no {to:?} after {from:?}"));
+    let mut script = String::new();
+    let mut inside = false;
+    for line in guide[start..end].lines() {
+        match (inside, line.trim_start()) {
+            (false, "```sh") => inside = true,
+            (true, "```") => inside = false,
+            (true, _) => script.push_str(&format!("{line}\n")),
+            _ => {}
+        }
+    }
+    script
+}
+
+/// Run guide commands with bash -e, `$LAB` in the test's root and the podlab under test first
+/// in PATH; the output goes to a file (the background processes keep their stdout open).
+fn run_guide(t: &TestRoot, slug: &str, script: &str, name: &str) -> String {
+    let ws = t.dir.join("lib/labs").join(slug);
+    // Each part starts from a new shell, as a learner coming back later would: LAB is set
+    // first, so that `podlab --root $LAB/root` can never mean /root.
+    let script = format!("export LAB={}\n{script}", ws.display())
+        .replace(&format!("/var/lib/podlab/labs/{slug}"), ws.to_str().unwrap());
+    let bin = std::path::PathBuf::from(podlab());
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let log = t.dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let status = std::process::Command::new("bash")
+        .args(["-e", "-c", &format!("set -o pipefail\n{script}")])
+        .env("PATH", path)
+        .env_remove("PODLAB_ROOT")
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status()
+        .unwrap();
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "the guide's commands ({name}) failed:\n{script}\n--- output:\n{output}");
+    output
+}
+
+/// Lab 9 by hand: the guide's steps, typed as they are written, pass the check; the guide's
+/// last part runs the same pod from YAML, and `inspect` shows what the guide explains.
+#[test]
+fn lab09_guide_by_hand_and_as_yaml() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab09-guide");
+    let _reset = ResetOnPanic(&t, 9);
+    assert!(t.run(&["lab", "reset", "9"]).status.success());
+    let guide = include_str!("../labs/09-pod/README.md");
+
+    run_guide(&t, "09-pod", &guide_commands(guide, "## Steps", "## Check your work"), "steps");
+    let check = t.run(&["lab", "check", "9"]);
+    assert_eq!(check.status.code(), Some(0), "the guide's steps pass the check:\n{}", text(&check.stdout));
+    let pids = lab09_pids(&t);
+
+    let yaml =
+        run_guide(&t, "09-pod", &guide_commands(guide, "## The same pod, as Kubernetes YAML", "```text"), "yaml");
+    assert!(yaml.contains("pod/lab09 is Running (2/2 ready"), "{yaml}");
+    assert!(yaml.contains("hello from pod lab09"), "the client fetched over the pod's localhost: {yaml}");
+    // inspect: net, ipc and uts equal for pause, web and client; pid and mnt their own.
+    let rows: Vec<Vec<&str>> = ["pause (", "web (", "client ("]
+        .iter()
+        .map(|p| {
+            let line =
+                yaml.lines().find(|l| l.trim_start().starts_with(p)).unwrap_or_else(|| panic!("{p} row: {yaml}"));
+            line.split_whitespace().skip(2).collect()
+        })
+        .collect();
+    for col in 0..3 {
+        assert!(rows.iter().all(|r| r[col] == rows[0][col]), "net, ipc, uts are shared: {rows:?}");
+    }
+    assert_ne!(rows[1][3], rows[2][3], "each container has its own pid namespace: {rows:?}");
+    assert!(yaml.contains("port of bridge podlab0"), "{yaml}");
+    assert!(yaml.contains("podlab/kubepods/besteffort/pod"), "{yaml}");
+    assert!(yaml.contains("route default via 10.244.0.1"), "{yaml}");
+    let uid = yaml.lines().find_map(|l| l.strip_prefix("Pod default/lab09  uid ")).unwrap().trim().to_string();
+    // The comparison commands of the guide's last part run too.
+    run_guide(&t, "09-pod", &guide_commands(guide, "Both bridges sit in `lab09-node`", "```text"), "bridges");
+    // The hand-made pod is still there, next to the node agent's.
+    assert_eq!(t.run(&["lab", "check", "9"]).status.code(), Some(0));
+
+    let reset = t.run(&["lab", "reset", "9"]);
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert_eq!(t.run(&["lab", "check", "9"]).status.code(), Some(1));
+    lab09_clean(&t.dir, &pids);
+    let left = cgroups_named(&format!("pod{uid}"));
+    assert!(left.is_empty(), "the YAML pod's cgroups are gone: {left:?}");
+    no_netns(&[&format!("podlab-{}", &uid.replace('-', "")[..8])]);
+    t.assert_clean();
+}
+
+/// What lab 11 made: its pods' uids, and the pids of the agent, supervisors and pauses.
+fn lab11_made(t: &TestRoot) -> (Vec<String>, Vec<i32>) {
+    let root = t.dir.join("lib/labs/11-kubelet/root");
+    let pid_of = |f: &Path| -> Option<i32> { std::fs::read_to_string(f).ok()?.split_whitespace().next()?.parse().ok() };
+    let mut pids: Vec<i32> = pid_of(&root.join("run/node/agent.pid")).into_iter().collect();
+    let mut uids = Vec::new();
+    for e in std::fs::read_dir(root.join("lib/pods")).unwrap().flatten() {
+        uids.push(e.file_name().to_string_lossy().into_owned());
+        pids.extend(pid_of(&e.path().join("supervisor.pid")));
+        pids.extend(pid_of(&e.path().join("pause.pid")));
+    }
+    assert_eq!(uids.len(), 3, "crashy, alive, ready: {uids:?}");
+    assert!(pids.iter().all(|p| alive(*p)), "{pids:?}");
+    (uids, pids)
+}
+
+#[test]
+fn lab11_kubelet() {
+    let dir = format!("/tmp/podlab-test-lab11-{}", std::process::id());
+    lab_cycle_with(11, lab11_made, |(uids, pids)| {
+        no_netns(&["lab11-node"]);
+        for uid in &uids {
+            no_netns(&[&format!("podlab-{}", &uid.replace('-', "")[..8])]);
+            let left = cgroups_named(&format!("pod{uid}"));
+            assert!(left.is_empty(), "cgroups of pod {uid} left: {left:?}");
+        }
+        let running: Vec<&i32> = pids.iter().filter(|p| alive(**p)).collect();
+        assert!(running.is_empty(), "agent, supervisors or pauses of lab 11 left: {running:?}");
+        let mentioning = processes_mentioning(&dir);
+        assert!(mentioning.is_empty(), "processes of the lab's workspace left: {mentioning:?}");
+    });
+}
+
+/// Lab 11's check grades behaviour, not files: a crashy pod whose container does not crash
+/// fails, with a hint that says what was seen.
+#[test]
+fn lab11_check_says_what_it_saw() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab11-seen");
+    let _reset = ResetOnPanic(&t, 11);
+    assert!(t.run(&["lab", "reset", "11"]).status.success());
+    let ws = t.dir.join("lib/labs/11-kubelet");
+    let root = ws.join("root");
+    let ok = |out: std::process::Output| assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    // The lab's node, as the guide starts it: podlab --root $LAB/root ...
+    let node =
+        |args: &[&str]| std::process::Command::new(podlab()).arg("--root").arg(&root).args(args).output().unwrap();
+    ok(std::process::Command::new("ip").args(["netns", "add", "lab11-node"]).output().unwrap());
+    ok(node(&["image", "build", "busybox"]));
+    ok(node(&["node", "--netns", "lab11-node", "--detach", "--backoff-initial", "1s"]));
+    let calm = ws.join("calm.yaml");
+    std::fs::write(
+        &calm,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: crashy\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+         containers:\n  - name: app\n    image: busybox\n    imagePullPolicy: IfNotPresent\n    \
+         command: [\"sleep\", \"3600\"]\n",
+    )
+    .unwrap();
+    ok(node(&["run", "-f", calm.to_str().unwrap(), "--wait", "--timeout", "60s"]));
+    let check = t.run(&["lab", "check", "11"]);
+    assert_eq!(check.status.code(), Some(1));
+    let out = text(&check.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    let agent = lines.iter().position(|l| l.contains("node agent of")).unwrap();
+    assert!(lines[agent].starts_with("[pass]"), "the agent runs in lab11-node: {out}");
+    let crashy = lines.iter().position(|l| l.contains("pod crashy")).unwrap();
+    assert!(lines[crashy].starts_with("[FAIL]"), "{out}");
+    assert!(lines[crashy + 1].contains("RESTARTS 0 and no BackOff event"), "the hint says what was seen: {out}");
+    assert!(out.contains("there is no pod alive"), "{out}");
+    assert!(t.run(&["lab", "reset", "11"]).status.success());
+    no_netns(&["lab11-node"]);
+    assert!(processes_mentioning(t.dir.to_str().unwrap()).is_empty());
+    t.assert_clean();
+}
+
+/// Lab 11 by hand: the guide's steps, as written (with their own waits), pass the check.
+#[test]
+#[ignore = "slow: the guide's own waits add up to about a minute (cargo test --test labs -- --ignored lab11)"]
+fn lab11_guide_by_hand() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab11-guide");
+    let _reset = ResetOnPanic(&t, 11);
+    assert!(t.run(&["lab", "reset", "11"]).status.success());
+    let guide = include_str!("../labs/11-kubelet/README.md");
+    let out = run_guide(&t, "11-kubelet", &guide_commands(guide, "## Steps", "## Check your work"), "steps");
+    assert!(out.contains("CrashLoopBackOff"), "{out}");
+    assert!(out.contains("Completed") && out.contains("Error"), "the other restart policies: {out}");
+    assert!(out.contains("static-web"), "{out}");
+    let check = t.run(&["lab", "check", "11"]);
+    assert_eq!(check.status.code(), Some(0), "the guide's steps pass the check:\n{}", text(&check.stdout));
+    assert!(t.run(&["lab", "reset", "11"]).status.success());
+    no_netns(&["lab11-node"]);
+    assert!(processes_mentioning(t.dir.to_str().unwrap()).is_empty());
+    t.assert_clean();
+}
+
+#[test]
+fn lab09_and_lab11_are_listed_and_shown() {
+    let t = TestRoot::new("lab0911cli");
+    let list = text(&t.run(&["lab", "list"]).stdout);
+    assert!(list.contains("09-pod") && list.contains("11-kubelet"), "{list}");
+    assert!(text(&t.run(&["lab", "show", "9"]).stdout).contains("pause"));
+    assert!(text(&t.run(&["lab", "show", "11"]).stdout).contains("CrashLoopBackOff"));
 }
 
 #[test]

@@ -13,6 +13,8 @@ mod lab05_cgroup_cpu;
 mod lab06_cgroup_memory;
 mod lab07_images;
 mod lab08_runtime;
+mod lab09_pod;
+mod lab11_kubelet;
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -60,7 +62,7 @@ impl Point {
     }
 }
 
-static LABS: [Lab; 8] = [
+static LABS: [Lab; 10] = [
     Lab {
         number: 1,
         slug: "01-chroot",
@@ -133,6 +135,24 @@ static LABS: [Lab; 8] = [
         solve: lab08_runtime::solve,
         reset: lab08_runtime::reset,
     },
+    Lab {
+        number: 9,
+        slug: "09-pod",
+        title: "the pod: a pause process, shared namespaces, a veth to the node",
+        guide: include_str!("../../labs/09-pod/README.md"),
+        check: lab09_pod::check,
+        solve: lab09_pod::solve,
+        reset: lab09_pod::reset,
+    },
+    Lab {
+        number: 11,
+        slug: "11-kubelet",
+        title: "the kubelet: restarts, CrashLoopBackOff, probes, static pods",
+        guide: include_str!("../../labs/11-kubelet/README.md"),
+        check: lab11_kubelet::check,
+        solve: lab11_kubelet::solve,
+        reset: lab11_kubelet::reset,
+    },
 ];
 
 /// Every lab, in order.
@@ -142,9 +162,10 @@ pub fn all() -> &'static [Lab] {
 
 /// The lab numbered `number`.
 pub fn find(number: u8) -> Result<&'static Lab> {
-    LABS.iter()
-        .find(|l| l.number == number)
-        .ok_or_else(|| Error::invalid(format!("no lab {number}: labs are 1 to {} (podlab lab list)", LABS.len())))
+    LABS.iter().find(|l| l.number == number).ok_or_else(|| {
+        let numbers: Vec<String> = LABS.iter().map(|l| l.number.to_string()).collect();
+        Error::invalid(format!("no lab {number}: the labs are {} (podlab lab list)", numbers.join(", ")))
+    })
 }
 
 fn ctx(dirs: &StateDirs, lab: &Lab) -> Ctx {
