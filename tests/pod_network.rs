@@ -189,6 +189,8 @@ fn pods_on_a_bridge_reach_each_other_and_leave_nothing() {
     let mut lab = Lab::new("bridge");
     // A host that drops forwarded traffic: podlab's FORWARD chain must still let pods talk.
     lab.exec(&["iptables", "-w", "-P", "FORWARD", "DROP"]);
+    // A new netns copies some sysctls from the host's: start from "off" whatever the host has.
+    lab.exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=0", "net.ipv4.conf.all.route_localnet=0"]);
 
     explain::start_recording();
     lab.ensure();
