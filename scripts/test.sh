@@ -30,7 +30,8 @@ cargo test --locked --no-fail-fast
 echo "== leak check after the host run"
 scripts/leakcheck.sh
 
-# The cgroup v2 lane: the same cgroup, box-limit, runtime, cgroup-lab and pod-cgroup tests in a pure v2 VM.
+# The cgroup v2 lane: the same cgroup, box-limit, runtime and cgroup-lab tests in a pure v2 VM.
+# (The pod tests are not in it yet: a pod start takes minutes in this emulated VM.)
 VM=../shared/scripts/cgroup2-vm.sh
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
   echo "== cgroup v2 lane: this host is cgroup v2, the run above covered it"
@@ -40,10 +41,10 @@ else
   echo "== cgroup v2 lane: cgroup tests inside a pure cgroup v2 VM"
   bins=$(cargo test --locked --no-run --message-format=json 2>/dev/null |
     jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and (.target.kind | index("test")))
-           | select(.target.name == "cgroup" or .target.name == "box_limits" or .target.name == "labs" or .target.name == "runtime" or .target.name == "pods")
+           | select(.target.name == "cgroup" or .target.name == "box_limits" or .target.name == "labs" or .target.name == "runtime")
            | "\(.target.name)=\(.executable)"')
-  if [ "$(echo "$bins" | wc -w)" != 5 ]; then
-    echo "cgroup v2 lane: cannot find the cgroup, box_limits, labs, runtime and pods test binaries (got: $bins)" >&2
+  if [ "$(echo "$bins" | wc -w)" != 4 ]; then
+    echo "cgroup v2 lane: cannot find the cgroup, box_limits, labs and runtime test binaries (got: $bins)" >&2
     exit 1
   fi
   # Copies in the project directory, which the VM shares at the same path (the build
@@ -57,8 +58,6 @@ else
     cp "$exe" "$vmbin/$name"
     case $name in
       labs) script="$script; $vmbin/$name --test-threads=1 lab05 lab06 lab08" ;;
-      # The pod tests whose cgroup side differs on v2: QoS values, the CPU limit, OOMKilled.
-      pods) script="$script; $vmbin/$name cpu_and_memory oom_kill two_containers" ;;
       *) script="$script; $vmbin/$name" ;;
     esac
   done
