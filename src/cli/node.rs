@@ -117,6 +117,13 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
     std::fs::create_dir_all(&config.manifests).with_context(|| format!("create {}", config.manifests.display()))?;
     podlab::primitives::netns::prepare_dir()?;
     podlab::pod::node_info::write_json(&paths.config_file(), &config)?;
+    // The node's bridge, forwarding and NAT rules, once (pods only check that the bridge is there).
+    let net = podlab::pod::network::NodeNetConfig {
+        bridge: config.bridge.clone(),
+        cidr: config.pod_cidr.clone(),
+        ipam_dir: paths.ipam_dir(),
+    };
+    podlab::pod::network::ensure_node(&net).context("set up the node network")?;
     tracing::info!(
         "node {} ({}): pods from {}, pod CIDR {}, API on {}",
         config.node_name,

@@ -102,10 +102,16 @@ impl Sandbox {
         drop(child_end);
         channel.send(spec)?;
         let mut pid = child.id() as i32;
-        loop {
+        // With a pid namespace two processes report: the middle one (pid 1's host pid) and
+        // pid 1 (ready). Their messages may come in either order: wait for both.
+        let (mut got_pid, mut ready) = (!spec.share_pid, false);
+        while !(got_pid && ready) {
             match channel.recv::<Report>() {
-                Ok(Some(Report::Pid { pid: p })) => pid = p,
-                Ok(Some(Report::Ready)) => break,
+                Ok(Some(Report::Pid { pid: p })) => {
+                    pid = p;
+                    got_pid = true;
+                }
+                Ok(Some(Report::Ready)) => ready = true,
                 Ok(Some(Report::Failed { step, message })) => {
                     let _ = child.wait();
                     return Err(Error::Child { step, message });

@@ -57,7 +57,11 @@ pub fn make_network(node: &NodeInfo, pod: &Pod, uid: &str) -> Result<Option<Stri
         return Ok(None);
     }
     let cfg = net_config(node);
-    super::network::ensure_node(&cfg)?;
+    // The agent sets the node up when it starts; again only if the bridge is gone (each
+    // iptables check is a process: doing it for every pod cost a fifth of a pod's start).
+    if !crate::primitives::link::exists(None, &cfg.bridge) {
+        super::network::ensure_node(&cfg)?;
+    }
     let name = node_info::netns_name(uid);
     netns::create(&name)?;
     let net = super::network::setup_pod(&cfg, uid, &name, &super::network::host_ports(pod))?;

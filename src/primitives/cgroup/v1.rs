@@ -68,8 +68,12 @@ fn need(controller: &str, rel: &Path) -> Result<PathBuf> {
 
 /// `mkdir -p` in the cpuset hierarchy: a new cpuset cgroup starts with no CPUs and no memory
 /// nodes, and a process cannot join it until they are copied from the parent.
+/// A directory made by another process a moment ago may not have its values yet: only a
+/// cgroup whose CPUs and memory nodes are set counts as done.
 fn mkdir_cpuset(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    let filled =
+        |d: &Path| ["cpuset.cpus", "cpuset.mems"].iter().all(|f| read(&d.join(f)).is_ok_and(|v| !v.is_empty()));
+    if dir.is_dir() && filled(dir) {
         return Ok(());
     }
     let parent = dir.parent().ok_or_else(|| Error::invalid(format!("{} has no parent", dir.display())))?;
