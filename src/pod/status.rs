@@ -367,8 +367,13 @@ pub fn now() -> String {
 }
 
 /// Write `bytes` to `path` through a temporary file and a rename.
+/// The temporary name is unique per process and call: the agent and a supervisor may write
+/// the same file (supervisor.pid) at the same moment.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).ctx("write", &tmp)?;
     std::fs::rename(&tmp, path).ctx("rename into place", path)
 }

@@ -855,6 +855,7 @@ pub fn exec_capture(rt: &Runtime, id: &str, cmd: &[String], env: &BTreeMap<Strin
     });
     let opts = crate::runtime::container::ExecOptions {
         stdio: Some([null.as_raw_fd(), w.as_raw_fd(), w.as_raw_fd()]),
+        keep_signals: true,
         ..Default::default()
     };
     let code = rt.exec(id, process, &opts);

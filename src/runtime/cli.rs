@@ -357,6 +357,7 @@ fn exec(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         console_socket: a.console_socket,
         preserve_fds: a.preserve_fds,
         stdio: None,
+        keep_signals: false,
     };
     rt.exec(&a.id, process, &opts)
 }

@@ -365,7 +365,9 @@ impl Runtime {
             }
             return Ok(0);
         }
-        crate::primitives::process::forward_signals(spawned.child.id() as i32);
+        if !opts.keep_signals {
+            crate::primitives::process::forward_signals(spawned.child.id() as i32);
+        }
         let code = crate::primitives::process::wait_status(spawned.child.id() as i32);
         if let Ok(Some(Report::Failed { step, message, .. })) = spawned.channel.recv::<Report>() {
             return Err(Error::Child { step, message });
@@ -383,6 +385,9 @@ pub struct ExecOptions {
     pub preserve_fds: i32,
     /// stdin, stdout and stderr of the process (the caller's own when None).
     pub stdio: Option<[RawFd; 3]>,
+    /// Do not relay our signals to the process (`podlab exec` does; a long-running caller such
+    /// as the node agent or a supervisor, running many execs, must keep its own handlers).
+    pub keep_signals: bool,
 }
 
 /// Connect to `--console-socket` (the init sends the terminal's master fd over it).
