@@ -218,21 +218,26 @@ impl Ipam {
 
     /// Take the directory's lock (shared or exclusive), waiting for it; released on drop.
     fn lock(&self, kind: FlockArg) -> Result<Flock<File>> {
-        let path = self.dir.join(LOCK);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .ctx("open lock file", &path)?;
-        loop {
-            match Flock::lock(file, kind) {
-                Ok(lock) => return Ok(lock),
-                Err((f, Errno::EINTR)) => file = f,
-                Err((_, e)) => return Err(Error::sys(format!("flock {}", path.display()), e)),
-            }
+        lock_file(&self.dir.join(LOCK), kind)
+    }
+}
+
+/// `flock` a lock file (made if missing, never through a symlink), waiting for it; the lock is
+/// released when the returned value is dropped. The pod network's lock uses it too.
+pub(crate) fn lock_file(path: &Path, kind: FlockArg) -> Result<Flock<File>> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ctx("open lock file", path)?;
+    loop {
+        match Flock::lock(file, kind) {
+            Ok(lock) => return Ok(lock),
+            Err((f, Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(Error::sys(format!("flock {}", path.display()), e)),
         }
     }
 }

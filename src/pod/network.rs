@@ -7,9 +7,8 @@
 //! what leaves it; a hostPort is a DNAT rule that sends the node's port to the pod's IP and port.
 //! This is what the CNI bridge, host-local and portmap plugins do for the kubelet.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -508,22 +507,7 @@ fn sysctl(name: &str, value: &str) -> Result<()> {
 
 /// The network lock of a node: its IPAM directory's `network.lock`, held until dropped.
 fn lock(dir: &Path) -> Result<Flock<File>> {
-    let path = dir.join(LOCK);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .ctx("open lock file", &path)?;
-    loop {
-        match Flock::lock(file, FlockArg::LockExclusive) {
-            Ok(lock) => return Ok(lock),
-            Err((f, Errno::EINTR)) => file = f,
-            Err((_, e)) => return Err(Error::sys(format!("flock {}", path.display()), e)),
-        }
-    }
+    super::ipam::lock_file(&dir.join(LOCK), FlockArg::LockExclusive)
 }
 
 fn words(list: &[&str]) -> Vec<String> {
