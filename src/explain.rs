@@ -5,12 +5,16 @@
 //! printed on stderr as `$ command`; tests can also record the lines and compare them with
 //! what really happened, so the explanation cannot drift away from the code.
 
+use std::fs::File;
+use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static RECORDING: AtomicBool = AtomicBool::new(false);
 static RECORDED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static LOGGING: AtomicBool = AtomicBool::new(false);
+static LOG: Mutex<Option<File>> = Mutex::new(None);
 
 /// Turn printing of explanations on or off for this process.
 pub fn set_enabled(on: bool) {
@@ -32,6 +36,24 @@ pub fn say(command: impl AsRef<str>) {
         if let Ok(mut lines) = RECORDED.lock() {
             lines.push(command.to_string());
         }
+    }
+    if LOGGING.load(Ordering::Relaxed) {
+        if let Ok(mut log) = LOG.lock()
+            && let Some(file) = log.as_mut()
+        {
+            // One write per line, so readers never see half a line from this process.
+            let _ = file.write_all(format!("$ {command}\n").as_bytes());
+        }
+    }
+}
+
+/// Also append every explanation, as `$ command` lines, to `file` (opened for appending).
+/// A pod's supervisor keeps its pod's `explain.log` this way, whether or not anyone watches:
+/// `podlab --explain run` and `delete` print it as it grows.
+pub fn log_to(file: File) {
+    if let Ok(mut log) = LOG.lock() {
+        *log = Some(file);
+        LOGGING.store(true, Ordering::Relaxed);
     }
 }
 

@@ -78,7 +78,7 @@ impl Lab {
     }
 
     fn teardown(&self, owner: &str) {
-        self.on_node(|| network::teardown_pod(&self.cfg, owner)).unwrap();
+        self.on_node(|| network::teardown_pod(&self.cfg, owner, true)).unwrap();
     }
 
     /// `ip netns exec NODE ARGS...`: stdout, asserting success.

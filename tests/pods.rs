@@ -237,10 +237,22 @@ fn pods_reach_each_other_by_ip_and_a_bad_manifest_changes_nothing() {
         )
     };
     node.apply_ok("a", &pod("a"));
-    node.apply_ok("b", &pod("b"));
+    // --explain prints the commands the pod's supervisor runs to make it, as it runs them.
+    let file = node.root.dir.join("b.yaml");
+    std::fs::write(&file, pod("b")).unwrap();
+    let out = node.podlab(&["--explain", "run", "-f", file.to_str().unwrap(), "--wait", "--timeout", "180s"]);
+    assert!(out.status.success(), "run -f b: {}{}\n{}", text(&out.stdout), text(&out.stderr), node.debug());
     let ip_b = node.pod("b")["status"]["podIP"].as_str().unwrap().to_string();
     let ip_a = node.pod("a")["status"]["podIP"].as_str().unwrap().to_string();
     assert_ne!(ip_a, ip_b);
+    let explained = text(&out.stderr);
+    let uid_b = node.pod("b")["metadata"]["uid"].as_str().unwrap().to_string();
+    for want in ["$ ip netns add podlab-", "$ ip link add pl", &format!("{ip_b}/24"), "$ mount -t overlay", &uid_b] {
+        assert!(explained.contains(want), "--explain run does not show {want:?}:\n{explained}");
+    }
+    // The pause and the containers' init re-execute podlab from a read-only clone of its mount
+    // (two system calls), even from the supervisor's own mount namespace: not from a copy.
+    assert!(explained.contains("OPEN_TREE_CLONE") && !explained.contains("memfd_create"), "{explained}");
     let out = node.exec("a", "c", &format!("wget -q -O - http://{ip_b}/hostname"));
     assert_eq!(text(&out.stdout).trim(), "b", "{}", text(&out.stderr));
     // /etc/hosts names the pod itself.
@@ -251,6 +263,11 @@ fn pods_reach_each_other_by_ip_and_a_bad_manifest_changes_nothing() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("contianers"), "{}", text(&out.stderr));
     assert_eq!(node.pod("bad"), Value::Null);
+    // ... and the commands that take it apart.
+    let out = node.podlab(&["--explain", "delete", "pod", "b"]);
+    assert!(out.status.success(), "delete b: {}", text(&out.stderr));
+    let explained = text(&out.stderr);
+    assert!(explained.contains("$ ip netns delete podlab-"), "--explain delete:\n{explained}");
     node.finish();
 }
 

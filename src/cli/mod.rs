@@ -9,6 +9,7 @@ mod lab;
 mod node;
 mod pod;
 mod podexec;
+mod podexplain;
 
 use std::path::PathBuf;
 
@@ -135,7 +136,7 @@ pub fn main() -> i32 {
         Commands::Describe(args) => pod::describe(&dirs, args),
         Commands::Logs(args) => pod::logs(&dirs, args),
         Commands::Exec(args) => pod::exec(&dirs, args),
-        Commands::Delete(args) => pod::delete(&dirs, args),
+        Commands::Delete(args) => pod::delete(&dirs, args, cli.explain),
         Commands::Inspect(args) => pod::inspect(&dirs, args),
         Commands::Node(args) => node::run(&dirs, root.as_deref(), args, cli.explain),
         Commands::Doctor => doctor::run(),

@@ -12,6 +12,11 @@ use podlab::node::{NodePaths, client::Client};
 use podlab::pod::manifest::{self, Object};
 use podlab::state::StateDirs;
 
+use super::podexplain::ExplainTail;
+
+/// How often `run --wait` and `delete` ask the node agent about the pod (a local socket: cheap).
+const POLL: Duration = Duration::from_millis(10);
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The manifest: Pods, ConfigMaps, Secrets, Services (YAML, several documents allowed).
@@ -195,10 +200,21 @@ pub fn run(dirs: &StateDirs, root: Option<&Path>, args: RunArgs, explain: bool) 
         .collect();
     let mut failed = false;
     for (ns, name) in pods {
+        let mut tail: Option<ExplainTail> = None;
         loop {
+            if let Some(t) = tail.as_mut() {
+                t.poll();
+            }
             let answer = c.get(&format!("/pods/{ns}/{name}"))?;
             if answer.status == 200 {
                 let pod: Pod = answer.json()?;
+                if explain
+                    && tail.is_none()
+                    && let Some(uid) = pod.metadata.uid.as_deref()
+                {
+                    tail = Some(ExplainTail::new(dirs, uid, false));
+                    continue;
+                }
                 let p = view(&pod);
                 if p.phase == "Running" && p.ready == p.total {
                     println!("pod/{name} is Running ({}/{} ready, IP {})", p.ready, p.total, p.ip);
@@ -215,7 +231,10 @@ pub fn run(dirs: &StateDirs, root: Option<&Path>, args: RunArgs, explain: bool) 
             } else if Instant::now() > deadline {
                 bail!("pod/{name} did not appear within {}", args.timeout);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(POLL);
+        }
+        if let Some(t) = tail.as_mut() {
+            t.poll();
         }
     }
     Ok(if failed { 1 } else { 0 })
@@ -522,7 +541,7 @@ pub fn exec(dirs: &StateDirs, args: ExecArgs) -> anyhow::Result<i32> {
 }
 
 /// `podlab delete -f FILE | pod NAME`.
-pub fn delete(dirs: &StateDirs, args: DeleteArgs) -> anyhow::Result<i32> {
+pub fn delete(dirs: &StateDirs, args: DeleteArgs, explain: bool) -> anyhow::Result<i32> {
     let dir = manifests_dir(dirs);
     let mut targets: Vec<(String, String, String)> = vec![];
     if let Some(f) = &args.file {
@@ -537,6 +556,17 @@ pub fn delete(dirs: &StateDirs, args: DeleteArgs) -> anyhow::Result<i32> {
         }
     }
     let c = client(dirs);
+    // With --explain, follow the supervisors' explain.log from here on: the teardown's commands.
+    let mut tails: Vec<ExplainTail> = vec![];
+    if explain {
+        for (_, ns, name) in targets.iter().filter(|t| t.0 == "pod") {
+            if let Ok(pod) = get_pod(&c, ns, name)
+                && let Some(uid) = pod.metadata.uid.as_deref()
+            {
+                tails.push(ExplainTail::new(dirs, uid, true));
+            }
+        }
+    }
     let mut missing = false;
     let mut pods = vec![];
     for (kind, ns, name) in &targets {
@@ -561,12 +591,14 @@ pub fn delete(dirs: &StateDirs, args: DeleteArgs) -> anyhow::Result<i32> {
             let deadline = Instant::now() + Duration::from_secs(120);
             for (ns, name) in &pods {
                 while c.get(&format!("/pods/{ns}/{name}")).is_ok_and(|a| a.status == 200) {
+                    tails.iter_mut().for_each(ExplainTail::poll);
                     if Instant::now() > deadline {
                         bail!("pod {name} is still being deleted after 120 s");
                     }
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(POLL);
                 }
             }
+            tails.iter_mut().for_each(ExplainTail::poll);
         }
     }
     Ok(if missing { 1 } else { 0 })

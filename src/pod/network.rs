@@ -293,11 +293,12 @@ fn connect(
 }
 
 /// Take a pod off the network, from names alone (works after a crash, and twice): its hostPort
-/// rules, the node's end of its veth (the pod's eth0 goes with it) and its IP. Every step is
-/// tried; the first error is returned.
-pub fn teardown_pod(cfg: &NodeNetConfig, owner: &str) -> Result<()> {
+/// rules (looked for only when `host_ports`: the pod asks for some; reading the nat table costs
+/// an `iptables-save`), the node's end of its veth (the pod's eth0 goes with it) and its IP.
+/// Every step is tried; the first error is returned.
+pub fn teardown_pod(cfg: &NodeNetConfig, owner: &str, host_ports: bool) -> Result<()> {
     check_owner(owner)?;
-    let rules = delete_host_ports(cfg, owner);
+    let rules = if host_ports { delete_host_ports(cfg, owner) } else { Ok(()) };
     let veth = link::delete(None, &veth_name(owner));
     let ip = cfg.ipam().and_then(|ipam| ipam.release(owner));
     rules.and(veth).and(ip)

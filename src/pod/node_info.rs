@@ -41,6 +41,8 @@ pub const NODE_FILE: &str = "node.json";
 pub const SUPERVISOR_PID: &str = "supervisor.pid";
 pub const PAUSE_PID: &str = "pause.pid";
 pub const SUPERVISOR_LOG: &str = "supervisor.log";
+/// Every command the supervisor explained for this pod (`$ ip link add ...`), in order.
+pub const EXPLAIN_LOG: &str = "explain.log";
 
 /// Read a JSON file of a pod directory.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {

@@ -129,7 +129,10 @@ pub fn teardown(node: &NodeInfo, pod: &Pod, pod_dir: &Path, uid: &str) -> Vec<St
     }
     let _ = std::fs::remove_file(pod_dir.join(PAUSE_PID));
     if !host_network(pod) {
-        note("remove the pod network", super::network::teardown_pod(&net_config(node), uid));
+        note(
+            "remove the pod network",
+            super::network::teardown_pod(&net_config(node), uid, !super::network::host_ports(pod).is_empty()),
+        );
         note("remove the network namespace", netns::delete(&node_info::netns_name(uid)));
     }
     note("remove the pod's volumes", super::volumes::teardown(pod_dir));

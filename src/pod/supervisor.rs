@@ -101,6 +101,11 @@ fn run(dir: &Path) -> Result<()> {
     let node: NodeInfo = node_info::read_json(&dir.join(NODE_FILE))?;
     let objects: Objects = node_info::read_json(&dir.join(OBJECTS_FILE)).unwrap_or_default();
     crate::explain::set_enabled(node.explain);
+    let explain_log = dir.join(node_info::EXPLAIN_LOG);
+    match File::options().create(true).append(true).open(&explain_log) {
+        Ok(f) => crate::explain::log_to(f),
+        Err(e) => eprintln!("cannot keep {}: {e}", explain_log.display()),
+    }
     let spec = pod.spec.clone().ok_or_else(|| Error::invalid("pod has no spec"))?;
     let uid = pod.metadata.uid.clone().ok_or_else(|| Error::invalid("pod has no uid"))?;
     // Signals are taken synchronously in the main loop; block them before any thread exists.
@@ -112,12 +117,14 @@ fn run(dir: &Path) -> Result<()> {
     let _ = nix::sys::prctl::set_child_subreaper(true);
     node_info::write_pid(&dir.join(SUPERVISOR_PID), std::process::id() as i32)?;
 
-    // What an earlier supervisor of this pod left (it was killed): remove it first.
-    let mut rec = PodRecord::load(dir).unwrap_or_default();
-    let leftovers = super::setup::teardown(&node, &pod, dir, &uid);
-    for e in leftovers {
-        eprintln!("cleaning up an earlier run: {e}");
+    // What an earlier supervisor of this pod left (it was killed): remove it first. A supervisor
+    // saves status.json before it makes anything, so a pod without one has nothing to clean.
+    if dir.join(super::status::STATUS_FILE).exists() {
+        for e in super::setup::teardown(&node, &pod, dir, &uid) {
+            eprintln!("cleaning up an earlier run: {e}");
+        }
     }
+    let mut rec = PodRecord::load(dir).unwrap_or_default();
     private_mounts(dir)?;
 
     let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());

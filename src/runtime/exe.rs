@@ -43,10 +43,20 @@ pub fn sealed_self() -> Result<OwnedFd> {
 
 /// The same for another podlab binary (tests start the real `podlab`, not themselves).
 pub fn sealed(binary: &Path) -> Result<OwnedFd> {
-    match read_only_clone(binary) {
-        Ok(fd) => Ok(fd),
-        Err(_) => sealed_memfd(binary),
+    if let Ok(fd) = read_only_clone(binary) {
+        return Ok(fd);
     }
+    // open_tree clones only mounts of our own mount namespace. `/proc/self/exe` still points
+    // into the namespace the binary was started in (a pod supervisor has since made its own):
+    // the same file by its path is in ours. A binary deleted since it started has no path.
+    if let Ok(path) = std::fs::read_link(binary)
+        && path.is_absolute()
+        && path.exists()
+        && let Ok(fd) = read_only_clone(&path)
+    {
+        return Ok(fd);
+    }
+    sealed_memfd(binary)
 }
 
 /// The path that execs the binary behind `fd` (`/proc/self/fd/N`, resolved by execve).
@@ -55,10 +65,6 @@ pub fn path_of(fd: &OwnedFd) -> String {
 }
 
 fn read_only_clone(binary: &Path) -> Result<OwnedFd> {
-    explain::say(format!(
-        "open_tree({}, OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_RDONLY)   # a read-only copy of podlab's binary to re-exec",
-        binary.display()
-    ));
     let path = std::ffi::CString::new(binary.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::invalid(format!("{} contains a NUL byte", binary.display())))?;
     let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
@@ -84,6 +90,11 @@ fn read_only_clone(binary: &Path) -> Result<OwnedFd> {
     if rc < 0 {
         return Err(Error::sys("mount_setattr read-only", nix::errno::Errno::last()));
     }
+    // Said once it worked: a failed attempt falls back to another way, explained in its turn.
+    explain::say(format!(
+        "open_tree({}, OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_RDONLY)   # a read-only copy of podlab's binary to re-exec",
+        binary.display()
+    ));
     Ok(fd)
 }
 
