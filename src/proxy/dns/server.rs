@@ -104,15 +104,26 @@ pub async fn serve(addr: SocketAddr, records: SharedRecords, mut config: DnsConf
 async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
     let tries = if addr.port() == 0 { 20 } else { 1 };
     for _ in 0..tries {
-        let udp = UdpSocket::bind(addr).await.map_err(|e| Error::io("bind", format!("udp {addr}"), e))?;
+        let udp = UdpSocket::bind(addr).await.map_err(|e| bind_error("udp", addr, e))?;
         let local = udp.local_addr().map_err(|e| Error::io("read the address of", format!("udp {addr}"), e))?;
         match TcpListener::bind(local).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(Error::io("bind", format!("tcp {local}"), e)),
+            Err(e) => return Err(bind_error("tcp", local, e)),
         }
     }
     Err(Error::Missing(format!("no port on {} is free for both UDP and TCP", addr.ip())))
+}
+
+fn bind_error(proto: &str, addr: SocketAddr, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => Error::invalid(format!(
+            "cannot serve DNS on {proto} {addr}: the port is in use (who has it: `ss -lnp{} 'sport = :{}'`)",
+            &proto[..1],
+            addr.port()
+        )),
+        _ => Error::io("bind", format!("{proto} {addr}"), e),
+    }
 }
 
 /// Whether upstream `u` is this server (which would forward to itself for ever).
@@ -320,7 +331,7 @@ fn error_reply(request: &Message, code: ResponseCode) -> Message {
 fn format_error(packet: &[u8]) -> Vec<u8> {
     let mut reply = packet[..12].to_vec();
     reply[2] = 0x80 | (packet[2] & 0x79); // QR, the same opcode and RD
-    reply[3] = 0x80 | u8::from(ResponseCode::FormErr.low()); // RA, FORMERR
+    reply[3] = 0x80 | ResponseCode::FormErr.low(); // RA, FORMERR
     reply[4..].fill(0); // no sections
     reply
 }
@@ -452,4 +463,31 @@ fn timed_out(after: Duration) -> io::Error {
 fn random_id() -> u16 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_that_is_this_server_is_left_out() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(is_self(addr("10.96.0.10:53"), addr("10.96.0.10:53")));
+        assert!(is_self(addr("127.0.0.1:53"), addr("0.0.0.0:53")));
+        assert!(!is_self(addr("127.0.0.53:53"), addr("127.0.0.1:53")));
+        assert!(!is_self(addr("10.0.0.2:53"), addr("0.0.0.0:53")));
+        assert!(!is_self(addr("127.0.0.1:53"), addr("0.0.0.0:5353")));
+    }
+
+    #[test]
+    fn format_error_keeps_id_opcode_and_rd() {
+        let packet = [0x12, 0x34, 0x11, 0x20, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
+        assert_eq!(format_error(&packet), [0x12, 0x34, 0x91, 0x81, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn query_ids_differ() {
+        let ids: std::collections::BTreeSet<u16> = (0..100).map(|_| random_id()).collect();
+        assert!(ids.len() > 90, "{} distinct ids of 100", ids.len());
+    }
 }
