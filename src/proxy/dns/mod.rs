@@ -3,11 +3,12 @@
 //! A pod's /etc/resolv.conf points at the cluster DNS, which answers the names under the
 //! cluster domain (`web.shop.svc.cluster.local` → the Service's ClusterIP) from the API
 //! objects ([`records`]), and forwards every other name to the node's own name servers
-//! ([`server`]). DNS is one question in a UDP datagram (or, when an answer is too big for one,
+//! ([`server`], which asks them in `upstream`). DNS is one question in a UDP datagram (or, when an answer is too big for one,
 //! a TCP stream), answered with records that carry a time-to-live for client caches.
 
 pub mod records;
 pub mod server;
+mod upstream;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

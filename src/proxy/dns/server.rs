@@ -4,24 +4,22 @@
 //! its EDNS record says) goes back cut short with the TC bit set, and the client asks again
 //! over TCP, where every message is preceded by its length in two bytes. Names outside the
 //! cluster are asked of the node's name servers in turn (a forwarder, not a recursive
-//! resolver), with a fresh query id so a late or forged reply cannot be mistaken for ours.
+//! resolver); a query waiting for them holds up no other.
 
-use std::hash::BuildHasher;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use hickory_proto::ProtoError;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, rdata};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::DnsConfig;
 use super::records::{DnsRecords, Lookup, Rr, RrData, ns_name};
+use super::upstream::{self, read_frame, write_frame};
 use crate::error::{Error, Result};
 
 /// The records the server answers from; the node agent replaces them when Services change.
@@ -218,23 +216,6 @@ async fn tcp_connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Sha
     }
 }
 
-/// One DNS message of a TCP stream: two bytes of length, then the message.
-async fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).await?;
-    let mut message = vec![0u8; u16::from_be_bytes(len) as usize];
-    stream.read_exact(&mut message).await?;
-    Ok(message)
-}
-
-async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
-    let len = u16::try_from(message.len()).map_err(|_| io::Error::other("DNS message over 65535 bytes"))?;
-    let mut frame = Vec::with_capacity(message.len() + 2);
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(message);
-    stream.write_all(&frame).await
-}
-
 /// Answer a packet from the records, or say it must be forwarded or dropped.
 fn handle(packet: &[u8], transport: Transport, shared: &Shared) -> Outcome {
     // Too short for a header, or a response (answering those could loop between servers).
@@ -381,88 +362,17 @@ fn soa(zone: &str, shared: &Shared) -> Result<Record, ProtoError> {
 /// Ask the upstreams in turn; the reply for the client (SERVFAIL when none answered).
 async fn forward(request: &Message, raw: &[u8], transport: Transport, shared: &Shared) -> Option<Vec<u8>> {
     let limit = client_limit(request, transport);
-    let id = random_id();
-    let mut query = raw.to_vec();
-    query[..2].copy_from_slice(&id.to_be_bytes());
     let timeout = shared.config.upstream_timeout;
-    for &upstream in &shared.config.upstreams {
-        let got = match transport {
-            Transport::Tcp => exchange_tcp(upstream, &query, timeout).await,
-            Transport::Udp => match exchange_udp(upstream, &query, id, timeout).await {
-                // Too big for UDP: ask again over TCP, keep the cut reply if that fails.
-                Ok(reply) if reply[2] & 0x02 != 0 => Ok(exchange_tcp(upstream, &query, timeout).await.unwrap_or(reply)),
-                other => other,
-            },
-        };
-        match got.and_then(|reply| check_reply(reply, id, request)) {
-            Ok(mut reply) => {
-                reply[..2].copy_from_slice(&request.id().to_be_bytes());
-                if reply.len() <= limit {
-                    return Some(reply);
-                }
-                let mut cut = Message::from_vec(&reply).ok()?.truncate();
-                cut.set_id(request.id());
-                return cut.to_vec().ok();
-            }
-            Err(e) => tracing::debug!("dns: upstream {upstream}: {e}"),
+    for &server in &shared.config.upstreams {
+        match upstream::ask(server, raw, request, transport == Transport::Tcp, timeout).await {
+            Ok(reply) if reply.len() <= limit => return Some(reply),
+            Ok(reply) => return Message::from_vec(&reply).ok()?.truncate().to_vec().ok(),
+            Err(e) => tracing::debug!("dns: upstream {server}: {e}"),
         }
     }
     let name = request.queries().first().map(|q| q.name().to_string()).unwrap_or_default();
     tracing::debug!("dns: no upstream answered for {name}; SERVFAIL");
     encode(&error_reply(request, ResponseCode::ServFail), limit)
-}
-
-/// Keep an upstream reply only if it answers our query: our id, a response, our question.
-fn check_reply(reply: Vec<u8>, id: u16, request: &Message) -> io::Result<Vec<u8>> {
-    let parsed = Message::from_vec(&reply).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let ours =
-        parsed.id() == id && parsed.message_type() == MessageType::Response && parsed.queries() == request.queries();
-    match ours {
-        true => Ok(reply),
-        false => Err(io::Error::new(io::ErrorKind::InvalidData, "a reply to another question")),
-    }
-}
-
-/// One query to `upstream` over UDP, from a new socket (a new random source port).
-async fn exchange_udp(upstream: SocketAddr, query: &[u8], id: u16, timeout: Duration) -> io::Result<Vec<u8>> {
-    let local: SocketAddr = match upstream {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let sock = UdpSocket::bind(local).await?;
-    sock.connect(upstream).await?;
-    let exchange = async {
-        sock.send(query).await?;
-        let mut buf = vec![0u8; u16::MAX as usize];
-        loop {
-            let n = sock.recv(&mut buf).await?;
-            if n >= 12 && buf[..2] == id.to_be_bytes() {
-                buf.truncate(n);
-                return Ok(buf);
-            }
-        }
-    };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| timed_out(timeout))?
-}
-
-/// One query to `upstream` over a new TCP connection.
-async fn exchange_tcp(upstream: SocketAddr, query: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(upstream).await?;
-        write_frame(&mut stream, query).await?;
-        read_frame(&mut stream).await
-    };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| timed_out(timeout))?
-}
-
-fn timed_out(after: Duration) -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {after:?}"))
-}
-
-/// A query id no one can guess: SipHash with the process's random keys over a counter.
-fn random_id() -> u16 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed)) as u16
 }
 
 #[cfg(test)]
@@ -483,11 +393,5 @@ mod tests {
     fn format_error_keeps_id_opcode_and_rd() {
         let packet = [0x12, 0x34, 0x11, 0x20, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
         assert_eq!(format_error(&packet), [0x12, 0x34, 0x91, 0x81, 0, 0, 0, 0, 0, 0, 0, 0]);
-    }
-
-    #[test]
-    fn query_ids_differ() {
-        let ids: std::collections::BTreeSet<u16> = (0..100).map(|_| random_id()).collect();
-        assert!(ids.len() > 90, "{} distinct ids of 100", ids.len());
     }
 }
