@@ -138,11 +138,14 @@ pub struct Agent {
     /// Supervisors this agent started (reaped here; others were adopted after a restart).
     children: Vec<std::process::Child>,
     reported: Vec<String>,
+    /// Pods being deleted at the end of the last pass: the loop then looks again soon, so a
+    /// pod's directory goes (and `podlab delete` returns) right after its supervisor is done.
+    deleting: usize,
 }
 
 impl Agent {
     pub fn new(paths: NodePaths, config: NodeConfig) -> Self {
-        Agent { paths, config, children: Vec::new(), reported: Vec::new() }
+        Agent { paths, config, children: Vec::new(), reported: Vec::new(), deleting: 0 }
     }
 
     fn node_info(&self) -> NodeInfo {
@@ -172,6 +175,7 @@ impl Agent {
         }
         self.reported.retain(|e| desired.errors.contains(e));
         let mut have: BTreeMap<String, Existing> = BTreeMap::new();
+        self.deleting = 0;
         for e in existing(&self.paths.pods_dir()) {
             let key = key_of(&e.pod);
             // Two directories for one pod (an update in progress): the one being deleted goes.
@@ -276,6 +280,7 @@ impl Agent {
     fn finish_delete(&mut self, e: &Existing) {
         match node_info::live_pid(&e.dir.join(SUPERVISOR_PID)) {
             Some(pid) => {
+                self.deleting += 1;
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
             }
             None => {
@@ -311,7 +316,8 @@ pub fn host_ip() -> String {
         .unwrap_or_else(|| "127.0.0.1".into())
 }
 
-/// The agent's main loop (on its own thread): sync every second, or at once when poked.
+/// The agent's main loop (on its own thread): sync every half second (every 10 ms while a pod
+/// is being deleted), or at once when poked.
 pub fn run_loop(
     mut agent: Agent,
     poke: std::sync::mpsc::Receiver<()>,
@@ -319,7 +325,8 @@ pub fn run_loop(
 ) {
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         agent.sync();
-        let _ = poke.recv_timeout(Duration::from_millis(500));
+        let wait = if agent.deleting > 0 { Duration::from_millis(10) } else { Duration::from_millis(500) };
+        let _ = poke.recv_timeout(wait);
         while poke.try_recv().is_ok() {}
     }
 }
