@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{TestRoot, text, wait_until};
+use common::{TestRoot, podlab, text, wait_until};
 use serde_json::Value;
 
 /// A node of its own: a test root, a network namespace and an agent running in it.
@@ -703,5 +703,17 @@ spec:
     child.stdin.take().unwrap().write_all(b"hello pod\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(text(&out.stdout), "HELLO POD\n");
+    // `exec -it`: the command gets a terminal of its own (script(1) gives us one to pass on),
+    // and its exit code comes back.
+    let line = format!(
+        "{} --root {} exec -it locked -c app -- sh -c 'tty; test -t 0 && echo stdin-is-a-tty; exit 3'",
+        podlab(),
+        node.root.dir.display()
+    );
+    let out =
+        Command::new("script").args(["-qec", &line, "/dev/null"]).stdin(std::process::Stdio::null()).output().unwrap();
+    let t = text(&out.stdout);
+    assert!(t.contains("/dev/pts/") && t.contains("stdin-is-a-tty"), "{t}{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{t}");
     node.finish();
 }
