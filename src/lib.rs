@@ -14,6 +14,7 @@ pub mod labs;
 pub mod node;
 pub mod pod;
 pub mod primitives;
+pub mod proxy;
 pub mod quantity;
 pub mod reset;
 pub mod runtime;
