@@ -1,3 +1,4 @@
 //! The service proxy of a node: Services as the cluster's DNS names ([`dns`]).
 
 pub mod dns;
+pub mod model;
