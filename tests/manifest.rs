@@ -244,7 +244,7 @@ fn documents_must_be_supported_objects() {
     assert_error(
         deployment,
         "kind",
-        &["kind \"Deployment\" (apps/v1) is not supported here: use Pod, Service, ConfigMap or Secret"],
+        &["kind \"Deployment\" (apps/v1) is not supported here: use Pod, Service, ConfigMap, Secret or Endpoints"],
     );
     assert!(errors(deployment).contains("document 1 (Deployment web): kind:"));
     assert_error(

@@ -153,6 +153,7 @@ fn yaml_of(o: &Object) -> anyhow::Result<String> {
         Object::Service(s) => serde_norway::to_string(s)?,
         Object::ConfigMap(c) => serde_norway::to_string(c)?,
         Object::Secret(s) => serde_norway::to_string(s)?,
+        Object::Endpoints(e) => serde_norway::to_string(e)?,
     })
 }
 

@@ -65,7 +65,7 @@ pub fn read_manifests(dir: &Path) -> Desired {
                             let name = s.metadata.name.clone().unwrap_or_default();
                             d.objects.entry(ns).or_default().secrets.insert(name, *s);
                         }
-                        Object::Service(_) => {}
+                        Object::Service(_) | Object::Endpoints(_) => {}
                     }
                 }
             }

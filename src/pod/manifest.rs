@@ -2,8 +2,8 @@
 //!
 //! A manifest describes objects you want to exist. Each object says which API it belongs to
 //! (`apiVersion: v1`), what it is (`kind: Pod`), what it is called (`metadata`: name,
-//! namespace, labels) and what it should look like (`spec`, or `data` for a ConfigMap or a
-//! Secret). One file may hold several objects: YAML documents separated by `---` lines.
+//! namespace, labels) and what it should look like (`spec`, `data` for a ConfigMap or a
+//! Secret, `subsets` for the Endpoints of a Service without a selector). One file may hold several objects: YAML documents separated by `---` lines.
 //!
 //! The checks are strict, like `kubectl apply --validate=strict`. A lenient reader drops what
 //! it does not know: `contianers:` or `imagePullPolcy:` vanish without a word, and the pod
@@ -14,13 +14,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::OnceLock;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, KeyToPath, LifecycleHandler, ObjectFieldSelector, PodSpec, Probe,
+    Container, ContainerPort, EndpointAddress, EndpointPort, EnvVar, KeyToPath, LifecycleHandler, ObjectFieldSelector, PodSpec, Probe,
     ResourceFieldSelector, ResourceRequirements, ServicePort, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -33,7 +33,7 @@ use serde_json::{Map, Value};
 use crate::error::Error;
 use crate::quantity;
 
-pub use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+pub use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Pod, Secret, Service};
 
 /// One object from a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,16 +46,21 @@ pub enum Object {
     ConfigMap(Box<ConfigMap>),
     /// Like a ConfigMap, for passwords and keys (`stringData` already merged into `data`).
     Secret(Box<Secret>),
+    /// The addresses behind a Service without a selector (same name as the Service): written
+    /// by hand for backends outside the cluster, where no controller can find them.
+    Endpoints(Box<Endpoints>),
 }
 
 impl Object {
-    /// The kind as written in manifests: `"Pod"`, `"Service"`, `"ConfigMap"` or `"Secret"`.
+    /// The kind as written in manifests: `"Pod"`, `"Service"`, `"ConfigMap"`, `"Secret"` or
+    /// `"Endpoints"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Object::Pod(_) => "Pod",
             Object::Service(_) => "Service",
             Object::ConfigMap(_) => "ConfigMap",
             Object::Secret(_) => "Secret",
+            Object::Endpoints(_) => "Endpoints",
         }
     }
 
@@ -78,6 +83,7 @@ impl Object {
             Object::Service(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
+            Object::Endpoints(o) => &o.metadata,
         }
     }
 }
@@ -139,10 +145,11 @@ enum Kind {
     Service,
     ConfigMap,
     Secret,
+    Endpoints,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Pod, Kind::Service, Kind::ConfigMap, Kind::Secret];
+    const ALL: [Kind; 5] = [Kind::Pod, Kind::Service, Kind::ConfigMap, Kind::Secret, Kind::Endpoints];
 
     fn name(self) -> &'static str {
         match self {
@@ -150,18 +157,20 @@ impl Kind {
             Kind::Service => "Service",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
+            Kind::Endpoints => "Endpoints",
         }
     }
 
     /// The JSON schema of the k8s-openapi type (with every referenced definition under `$defs`),
     /// generated once.
     fn schema(self) -> &'static Value {
-        static SCHEMAS: [OnceLock<Value>; 4] = [const { OnceLock::new() }; 4];
+        static SCHEMAS: [OnceLock<Value>; 5] = [const { OnceLock::new() }; 5];
         let generate: fn() -> Value = match self {
             Kind::Pod => schema_of::<Pod>,
             Kind::Service => schema_of::<Service>,
             Kind::ConfigMap => schema_of::<ConfigMap>,
             Kind::Secret => schema_of::<Secret>,
+            Kind::Endpoints => schema_of::<Endpoints>,
         };
         SCHEMAS[self as usize].get_or_init(generate)
     }
@@ -170,6 +179,9 @@ impl Kind {
 fn schema_of<T: JsonSchema>() -> Value {
     SchemaGenerator::default().into_root_schema_for::<T>().to_value()
 }
+
+/// The supported kinds, as error messages list them.
+const KINDS_TEXT: &str = "Pod, Service, ConfigMap, Secret or Endpoints";
 
 /// Well-known kinds podlab does not run, with their API versions, for a helpful error.
 const OTHER_KINDS: &[(&str, &str)] = &[
@@ -185,7 +197,7 @@ const OTHER_KINDS: &[(&str, &str)] = &[
     ("ServiceAccount", "v1"),
     ("PersistentVolume", "v1"),
     ("PersistentVolumeClaim", "v1"),
-    ("Endpoints", "v1"),
+    ("EndpointSlice", "discovery.k8s.io/v1"),
     ("LimitRange", "v1"),
     ("ResourceQuota", "v1"),
     ("ReplicationController", "v1"),
@@ -377,6 +389,7 @@ fn read_object(mut value: Value, report: &mut Report<'_>) -> Option<Object> {
         Kind::Service => typed(value).map(|o| Object::Service(Box::new(o))),
         Kind::ConfigMap => typed(value).map(|o| Object::ConfigMap(Box::new(o))),
         Kind::Secret => typed(value).map(|o| Object::Secret(Box::new(o))),
+        Kind::Endpoints => typed(value).map(|o| Object::Endpoints(Box::new(o))),
     };
     let mut object = match built {
         Ok(object) => object,
@@ -390,6 +403,7 @@ fn read_object(mut value: Value, report: &mut Report<'_>) -> Option<Object> {
         Object::Service(svc) => validate_service(svc),
         Object::ConfigMap(cm) => validate_config_map(cm),
         Object::Secret(secret) => validate_secret(secret),
+        Object::Endpoints(endpoints) => validate_endpoints(endpoints),
     };
     // A field already reported as malformed was dropped or zeroed for the typed object:
     // the rules would only repeat the complaint.
@@ -411,7 +425,7 @@ fn identify(map: &Map<String, Value>, report: &mut Report<'_>) -> Option<Kind> {
     let Some(found) = Kind::ALL.iter().copied().find(|k| k.name() == kind) else {
         let known = OTHER_KINDS.iter().find(|(k, _)| *k == kind).map(|(_, group)| group.to_string());
         let group = api_version.or(known).map(|g| format!(" ({g})")).unwrap_or_default();
-        let mut message = format!("kind {kind:?}{group} is not supported here: use Pod, Service, ConfigMap or Secret");
+        let mut message = format!("kind {kind:?}{group} is not supported here: use {KINDS_TEXT}");
         if let Some(k) = Kind::ALL.iter().find(|k| k.name().eq_ignore_ascii_case(&kind)) {
             message.push_str(&format!(" (kinds are case-sensitive: did you mean {:?}?)", k.name()));
         } else if ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"].contains(&kind.as_str()) {
@@ -432,11 +446,7 @@ fn identify(map: &Map<String, Value>, report: &mut Report<'_>) -> Option<Kind> {
 fn string_field(map: &Map<String, Value>, field: &str, report: &mut Report<'_>) -> Option<String> {
     match map.get(field) {
         None | Some(Value::Null) => {
-            let hint = if field == "kind" {
-                "Pod, Service, ConfigMap or Secret"
-            } else {
-                "v1 for Pod, Service, ConfigMap and Secret"
-            };
+            let hint = if field == "kind" { KINDS_TEXT } else { "v1 for Pod, Service, ConfigMap, Secret and Endpoints" };
             report.add(field, format!("required ({hint})"));
             None
         }
@@ -1642,6 +1652,97 @@ pub fn validate_secret(s: &Secret) -> Vec<(String, String)> {
     p.0
 }
 
+/// The rules for an Endpoints object (paths relative to the object, such as
+/// `subsets[0].addresses[1].ip`). The API server accepts any DNS subdomain as its name, but only
+/// Endpoints named like a Service are ever read (a Service without a selector takes the Endpoints
+/// of its own name): podlab asks for a Service name, so a name that can never match is caught here.
+pub fn validate_endpoints(endpoints: &Endpoints) -> Vec<(String, String)> {
+    let mut p = Problems::default();
+    validate_metadata(&endpoints.metadata, NameRule::Dns1035, &mut p);
+    for (i, subset) in endpoints.subsets.iter().flatten().enumerate() {
+        let spath = format!("subsets[{i}]");
+        let ready = subset.addresses.as_deref().unwrap_or_default();
+        let not_ready = subset.not_ready_addresses.as_deref().unwrap_or_default();
+        if ready.is_empty() && not_ready.is_empty() {
+            p.add(&spath, "required: must specify `addresses` or `notReadyAddresses`");
+        }
+        for (field, list) in [("addresses", ready), ("notReadyAddresses", not_ready)] {
+            for (j, address) in list.iter().enumerate() {
+                validate_endpoint_address(address, &format!("{spath}.{field}[{j}]"), &mut p);
+            }
+        }
+        let ports = subset.ports.as_deref().unwrap_or_default();
+        let mut names = HashSet::new();
+        for (j, port) in ports.iter().enumerate() {
+            let ppath = format!("{spath}.ports[{j}]");
+            validate_endpoint_port(port, &ppath, ports.len(), &mut p);
+            if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+                if !names.insert(name) {
+                    p.duplicate(format!("{ppath}.name"), name);
+                }
+            }
+        }
+    }
+    p.0
+}
+
+fn validate_endpoint_address(address: &EndpointAddress, path: &str, p: &mut Problems) {
+    let ipath = format!("{path}.ip");
+    if address.ip.is_empty() {
+        p.required(&ipath);
+    } else {
+        p.invalid(&ipath, &address.ip, check_endpoint_ip(&address.ip));
+    }
+    if let Some(hostname) = address.hostname.as_deref().filter(|h| !h.is_empty()) {
+        p.invalid(&format!("{path}.hostname"), hostname, check_dns1123_label(hostname));
+    }
+    if let Some(node) = address.node_name.as_deref().filter(|n| !n.is_empty()) {
+        p.invalid(&format!("{path}.nodeName"), node, check_dns1123_subdomain(node));
+    }
+}
+
+/// An endpoint's address: an IPv4 address a connection can be sent to (the API server's
+/// ValidateNonSpecialIP: not unspecified, loopback or link-local; podlab is IPv4 only).
+fn check_endpoint_ip(text: &str) -> Vec<String> {
+    let ip: Ipv4Addr = match text.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip,
+        Ok(IpAddr::V6(_)) => return vec!["must be an IPv4 address: podlab's networks are IPv4 only".into()],
+        Err(_) => return vec!["must be a valid IP address, such as 10.0.0.5".into()],
+    };
+    let mut reasons = Vec::new();
+    if ip.is_unspecified() {
+        reasons.push(format!("may not be unspecified ({ip})"));
+    }
+    if ip.is_loopback() {
+        reasons.push("may not be in the loopback range (127.0.0.0/8): that is each pod's own lo".into());
+    }
+    if ip.is_link_local() {
+        reasons.push("may not be in the link-local range (169.254.0.0/16)".into());
+    }
+    if ip.is_multicast() {
+        reasons.push("may not be a multicast address (224.0.0.0/4): an endpoint is one pod or host".into());
+    }
+    if ip.is_broadcast() {
+        reasons.push("may not be the broadcast address".into());
+    }
+    reasons
+}
+
+fn validate_endpoint_port(port: &EndpointPort, path: &str, count: usize, p: &mut Problems) {
+    match port.name.as_deref().unwrap_or("") {
+        "" if count > 1 => p.add(format!("{path}.name"), "required: ports must be named when there is more than one"),
+        "" => {}
+        name => p.invalid(&format!("{path}.name"), name, check_dns1123_label(name)),
+    }
+    check_port_number(i64::from(port.port), &format!("{path}.port"), p);
+    p.one_of(format!("{path}.protocol"), port.protocol.as_deref(), PROTOCOLS);
+    if let Some(app) = port.app_protocol.as_deref() {
+        for reason in check_qualified_name(app) {
+            p.add(format!("{path}.appProtocol"), format!("invalid value {app:?}: {reason}"));
+        }
+    }
+}
+
 fn validate_metadata(meta: &ObjectMeta, rule: NameRule, p: &mut Problems) {
     match meta.name.as_deref().unwrap_or("") {
         "" if meta.generate_name.as_deref().is_some_and(|g| !g.is_empty()) => {
@@ -1993,6 +2094,70 @@ mod tests {
         assert_eq!(cpu_millis("0").unwrap(), 0);
         assert_eq!(cpu_millis("250m").unwrap(), 250);
         assert!(cpu_millis("fast").is_err());
+    }
+
+    #[test]
+    fn endpoint_ips() {
+        assert!(check_endpoint_ip("10.244.0.5").is_empty());
+        assert!(check_endpoint_ip("192.0.2.1").is_empty());
+        for (bad, why) in [
+            ("127.0.0.1", "loopback"),
+            ("169.254.169.254", "link-local"),
+            ("224.0.0.251", "multicast"),
+            ("239.1.2.3", "multicast"),
+            ("0.0.0.0", "unspecified"),
+            ("255.255.255.255", "broadcast"),
+            ("fd00::1", "IPv4 only"),
+            ("10.0.0", "valid IP address"),
+            ("010.0.0.1", "valid IP address"),
+        ] {
+            let reasons = check_endpoint_ip(bad);
+            assert!(reasons.iter().any(|r| r.contains(why)), "{bad}: {reasons:?}");
+        }
+    }
+
+    #[test]
+    fn endpoints_rules() {
+        let text = "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: db\nsubsets:\n  - addresses: [{ip: 10.0.0.5}]\n    ports: [{port: 5432}]\n";
+        let (objects, errors) = parse_documents(text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let Object::Endpoints(e) = &objects[0] else { panic!("not endpoints: {objects:?}") };
+        assert_eq!((objects[0].kind(), objects[0].name()), ("Endpoints", "db"));
+        assert_eq!(e.subsets.as_ref().unwrap()[0].ports.as_ref().unwrap()[0].port, 5432);
+
+        let bad = Endpoints {
+            metadata: ObjectMeta { name: Some("db.example".into()), ..Default::default() },
+            subsets: Some(vec![
+                k8s_openapi::api::core::v1::EndpointSubset::default(),
+                k8s_openapi::api::core::v1::EndpointSubset {
+                    not_ready_addresses: Some(vec![EndpointAddress {
+                        ip: "127.0.0.1".into(),
+                        hostname: Some("Db_0".into()),
+                        ..Default::default()
+                    }]),
+                    addresses: None,
+                    ports: Some(vec![
+                        EndpointPort { port: 0, name: Some("pg".into()), ..Default::default() },
+                        EndpointPort { port: 5433, protocol: Some("tcp".into()), ..Default::default() },
+                        EndpointPort { port: 5434, name: Some("pg".into()), ..Default::default() },
+                    ]),
+                },
+            ]),
+        };
+        let paths: Vec<String> = validate_endpoints(&bad).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            paths,
+            [
+                "metadata.name",
+                "subsets[0]",
+                "subsets[1].notReadyAddresses[0].ip",
+                "subsets[1].notReadyAddresses[0].hostname",
+                "subsets[1].ports[0].port",
+                "subsets[1].ports[1].name",
+                "subsets[1].ports[1].protocol",
+                "subsets[1].ports[2].name",
+            ]
+        );
     }
 
     #[test]

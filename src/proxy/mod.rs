@@ -11,11 +11,15 @@
 //!
 //! [`model`] is the input, [`rules`] the rules of one Service (pure), [`plan`] the difference
 //! between two rule sets as iptables-restore input (pure), [`backend`] legacy or nft
-//! iptables, and [`sync`] the [`Proxier`] that applies it all. [`dns`] is the cluster DNS:
-//! Services as names (`web.default.svc.cluster.local`).
+//! iptables, and [`sync`] the [`Proxier`] that applies it all. [`alloc`] hands out cluster IPs
+//! and node ports, [`endpoints`] works out which pods stand behind each Service (the
+//! endpoints controller), and [`dns`] is the cluster DNS: Services as names
+//! (`web.default.svc.cluster.local`).
 
+pub mod alloc;
 pub mod backend;
 pub mod dns;
+pub mod endpoints;
 pub mod model;
 pub mod plan;
 pub mod rules;
