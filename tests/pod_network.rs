@@ -620,16 +620,22 @@ fn resolv_conf_cluster_first_asks_the_cluster_dns() {
         assert_eq!(got, cluster, "{policy:?}");
     }
     // hostNetwork: ClusterFirst means the node's settings; ClusterFirstWithHostNet the cluster's.
-    let node_view = network::resolv_conf(HOST_RESOLV, &in_shop(Some("Default"), false, serde_json::Value::Null), None).unwrap();
+    let node_view =
+        network::resolv_conf(HOST_RESOLV, &in_shop(Some("Default"), false, serde_json::Value::Null), None).unwrap();
     let host = network::resolv_conf(HOST_RESOLV, &in_shop(None, true, serde_json::Value::Null), dns).unwrap();
     assert_eq!(host, node_view);
-    let with_host_net =
-        network::resolv_conf(HOST_RESOLV, &in_shop(Some("ClusterFirstWithHostNet"), true, serde_json::Value::Null), dns);
+    let with_host_net = network::resolv_conf(
+        HOST_RESOLV,
+        &in_shop(Some("ClusterFirstWithHostNet"), true, serde_json::Value::Null),
+        dns,
+    );
     assert_eq!(with_host_net.unwrap(), cluster);
     // Default and None never see the cluster DNS.
-    assert!(!network::resolv_conf(HOST_RESOLV, &in_shop(Some("Default"), false, serde_json::Value::Null), dns)
-        .unwrap()
-        .contains("10.96.0.10"));
+    assert!(
+        !network::resolv_conf(HOST_RESOLV, &in_shop(Some("Default"), false, serde_json::Value::Null), dns)
+            .unwrap()
+            .contains("10.96.0.10")
+    );
     // dnsConfig adds to the cluster's settings: servers after, searches after, options by name.
     let config = serde_json::json!({
         "nameservers": ["192.0.2.54", "10.96.0.10"],
@@ -672,6 +678,7 @@ fn resolv_conf_errors_name_the_field() {
         let e = network::resolv_conf(HOST_RESOLV, &p, None).unwrap_err().to_string();
         assert!(e.contains(want), "want {want:?}, got {e}");
     }
-    let e = network::resolv_conf("nameserver\n", &dns_pod(None, serde_json::Value::Null), None).unwrap_err().to_string();
+    let e =
+        network::resolv_conf("nameserver\n", &dns_pod(None, serde_json::Value::Null), None).unwrap_err().to_string();
     assert!(e.contains("resolv.conf, line 1") && e.contains("nameserver"), "{e}");
 }

@@ -300,7 +300,8 @@ fn a_manifest_becomes_service_ports_and_dns_records() {
     let allocator = Allocator::open(&root.dir.join("services")).unwrap();
     let mut services = Vec::new();
     let mut endpoints: Vec<Endpoints> = Vec::new();
-    for object in manifest::parse(APP, "app.yaml").unwrap().into_iter().chain(manifest::parse(ENDPOINTS, "e").unwrap()) {
+    for object in manifest::parse(APP, "app.yaml").unwrap().into_iter().chain(manifest::parse(ENDPOINTS, "e").unwrap())
+    {
         match object {
             Object::Service(mut svc) => {
                 allocator.assign(&mut svc).unwrap();

@@ -357,7 +357,7 @@ pub fn container_env(pod: &Pod, c: &Container, facts: &PodFacts, objects: &Objec
     }
     for var in c.env.iter().flatten() {
         let what = format!("container {:?}: env {}", c.name, var.name);
-        let value = match env_value(pod, c, var, (&env, &services), facts, objects).map_err(|e| prefixed(&what, e))? {
+        let value = match env_value(pod, c, var, &env, &services, facts, objects).map_err(|e| prefixed(&what, e))? {
             Some(value) => value,
             None => continue, // an optional reference to something missing
         };
@@ -429,7 +429,8 @@ fn env_value(
     pod: &Pod,
     c: &Container,
     var: &EnvVar,
-    (env, services): (&[(String, String)], &[(String, String)]),
+    env: &[(String, String)],
+    services: &[(String, String)],
     facts: &PodFacts,
     objects: &Objects,
 ) -> Result<Option<String>> {
@@ -975,7 +976,8 @@ mod tests {
         let text = r#"{"config_maps": {}, "secrets": {}}"#;
         let old: Objects = serde_json::from_str(text).unwrap();
         assert!(old.services.is_empty());
-        let manifest = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  ports: [{port: 80}]\n";
+        let manifest =
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  ports: [{port: 80}]\n";
         let parsed = crate::pod::manifest::parse(manifest, "t").unwrap();
         assert_eq!(Objects::of(&parsed, "shop").services.keys().collect::<Vec<_>>(), ["web"]);
         assert!(Objects::of(&parsed, "default").services.is_empty());
