@@ -567,9 +567,9 @@ fn resolv_conf_follows_dns_policy_and_config() {
         nameserver 192.0.2.53\n\
         nameserver 192.0.2.54\n\
         options ndots:2 timeout:1\n";
-    // Default, and ClusterFirst without a cluster DNS yet (the kubelet falls back to Default).
+    // Default, and ClusterFirst without a cluster DNS (the kubelet falls back to Default).
     for policy in [Some("Default"), Some("ClusterFirst"), None, Some("ClusterFirstWithHostNet")] {
-        let got = network::resolv_conf(HOST_RESOLV, &dns_pod(policy, serde_json::Value::Null)).unwrap();
+        let got = network::resolv_conf(HOST_RESOLV, &dns_pod(policy, serde_json::Value::Null), None).unwrap();
         assert_eq!(got, node_view, "{policy:?}");
     }
 
@@ -580,7 +580,7 @@ fn resolv_conf_follows_dns_policy_and_config() {
         "options": [{"name": "ndots", "value": "5"}, {"name": "edns0"}, {"name": "timeout", "value": ""}]
     });
     assert_eq!(
-        network::resolv_conf(HOST_RESOLV, &dns_pod(Some("Default"), config.clone())).unwrap(),
+        network::resolv_conf(HOST_RESOLV, &dns_pod(Some("Default"), config.clone()), None).unwrap(),
         "search example.com corp.example ns1.svc.cluster-domain.example\n\
          nameserver 192.0.2.53\n\
          nameserver 192.0.2.54\n\
@@ -589,7 +589,7 @@ fn resolv_conf_follows_dns_policy_and_config() {
     );
     // None: only the pod's own settings.
     assert_eq!(
-        network::resolv_conf(HOST_RESOLV, &dns_pod(Some("None"), config)).unwrap(),
+        network::resolv_conf(HOST_RESOLV, &dns_pod(Some("None"), config), None).unwrap(),
         "search corp.example ns1.svc.cluster-domain.example\n\
          nameserver 192.0.2.54\n\
          nameserver 2001:db8::53\n\
@@ -597,10 +597,64 @@ fn resolv_conf_follows_dns_policy_and_config() {
     );
     // More than three nameservers in all: the kubelet keeps the first three.
     let more = serde_json::json!({"nameservers": ["192.0.2.1", "192.0.2.2"]});
-    let got = network::resolv_conf(HOST_RESOLV, &dns_pod(None, more)).unwrap();
+    let got = network::resolv_conf(HOST_RESOLV, &dns_pod(None, more), None).unwrap();
     assert_eq!(got.matches("nameserver").count(), 3, "{got}");
     assert!(got.contains("nameserver 192.0.2.1\n") && !got.contains("192.0.2.2"), "{got}");
-    assert_eq!(network::resolv_conf("", &dns_pod(Some("Default"), serde_json::Value::Null)).unwrap(), "");
+    assert_eq!(network::resolv_conf("", &dns_pod(Some("Default"), serde_json::Value::Null), None).unwrap(), "");
+}
+
+#[test]
+fn resolv_conf_cluster_first_asks_the_cluster_dns() {
+    let dns = Some(std::net::Ipv4Addr::new(10, 96, 0, 10));
+    let in_shop = |policy: Option<&str>, host_network: bool, config: serde_json::Value| {
+        let mut p = dns_pod(policy, config);
+        p.metadata.namespace = Some("shop".into());
+        p.spec.as_mut().unwrap().host_network = Some(host_network);
+        p
+    };
+    let cluster = "search shop.svc.cluster.local svc.cluster.local cluster.local example.com corp.example\n\
+        nameserver 10.96.0.10\n\
+        options ndots:5\n";
+    for policy in [None, Some("ClusterFirst"), Some("ClusterFirstWithHostNet")] {
+        let got = network::resolv_conf(HOST_RESOLV, &in_shop(policy, false, serde_json::Value::Null), dns).unwrap();
+        assert_eq!(got, cluster, "{policy:?}");
+    }
+    // hostNetwork: ClusterFirst means the node's settings; ClusterFirstWithHostNet the cluster's.
+    let node_view =
+        network::resolv_conf(HOST_RESOLV, &in_shop(Some("Default"), false, serde_json::Value::Null), None).unwrap();
+    let host = network::resolv_conf(HOST_RESOLV, &in_shop(None, true, serde_json::Value::Null), dns).unwrap();
+    assert_eq!(host, node_view);
+    let with_host_net = network::resolv_conf(
+        HOST_RESOLV,
+        &in_shop(Some("ClusterFirstWithHostNet"), true, serde_json::Value::Null),
+        dns,
+    );
+    assert_eq!(with_host_net.unwrap(), cluster);
+    // Default and None never see the cluster DNS.
+    assert!(
+        !network::resolv_conf(HOST_RESOLV, &in_shop(Some("Default"), false, serde_json::Value::Null), dns)
+            .unwrap()
+            .contains("10.96.0.10")
+    );
+    // dnsConfig adds to the cluster's settings: servers after, searches after, options by name.
+    let config = serde_json::json!({
+        "nameservers": ["192.0.2.54", "10.96.0.10"],
+        "searches": ["svc.cluster.local", "extra.example"],
+        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]
+    });
+    assert_eq!(
+        network::resolv_conf(HOST_RESOLV, &in_shop(None, false, config), dns).unwrap(),
+        "search shop.svc.cluster.local svc.cluster.local cluster.local example.com corp.example extra.example\n\
+         nameserver 10.96.0.10\n\
+         nameserver 192.0.2.54\n\
+         options ndots:2 edns0\n"
+    );
+    // The default namespace, and a node without search domains.
+    let got = network::resolv_conf("nameserver 192.0.2.53\n", &dns_pod(None, serde_json::Value::Null), dns).unwrap();
+    assert_eq!(
+        got,
+        "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"
+    );
 }
 
 #[test]
@@ -621,9 +675,10 @@ fn resolv_conf_errors_name_the_field() {
         (dns_pod(None, serde_json::json!({"options": [{"value": "1"}]})), "spec.dnsConfig.options[0].name: required"),
     ];
     for (p, want) in cases {
-        let e = network::resolv_conf(HOST_RESOLV, &p).unwrap_err().to_string();
+        let e = network::resolv_conf(HOST_RESOLV, &p, None).unwrap_err().to_string();
         assert!(e.contains(want), "want {want:?}, got {e}");
     }
-    let e = network::resolv_conf("nameserver\n", &dns_pod(None, serde_json::Value::Null)).unwrap_err().to_string();
+    let e =
+        network::resolv_conf("nameserver\n", &dns_pod(None, serde_json::Value::Null), None).unwrap_err().to_string();
     assert!(e.contains("resolv.conf, line 1") && e.contains("nameserver"), "{e}");
 }

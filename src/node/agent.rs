@@ -160,6 +160,7 @@ impl Agent {
             backoff_initial_ms: self.config.backoff_initial_ms,
             backoff_max_ms: self.config.backoff_max_ms,
             explain: self.config.explain,
+            cluster_dns: None,
         }
     }
 

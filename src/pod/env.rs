@@ -6,7 +6,10 @@
 //! `valueFrom` reads a key of a ConfigMap or Secret, a field of the pod (`fieldRef`: its name,
 //! labels, IP...) or a resource of a container (`resourceFieldRef`: its cpu or memory limit).
 //! The last two are the *Downward API*: how a program learns about its own pod without asking
-//! the API server. `command` and `args` are expanded with the same `$(NAME)` rule.
+//! the API server. Last come the *service links*: for each Service of the pod's namespace with a
+//! ClusterIP, `WEB_SERVICE_HOST=10.96.0.20`, `WEB_SERVICE_PORT=80` and the Docker-link style
+//! `WEB_PORT_80_TCP_ADDR`... (set when the container starts: later Services are not seen; the
+//! container's own variables win). `command` and `args` are expanded with the same `$(NAME)` rule.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +18,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, ResourceFieldSelector};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::error::{Error, Result};
-use crate::pod::manifest::{ConfigMap, Object, Pod, Secret};
+use crate::pod::manifest::{ConfigMap, Object, Pod, Secret, Service};
 use crate::pod::qos;
 use crate::quantity;
 
@@ -90,17 +93,21 @@ fn node_ephemeral_storage() -> u64 {
     nix::sys::statvfs::statvfs(Path::new("/")).map(|s| s.blocks().saturating_mul(s.fragment_size())).unwrap_or(0)
 }
 
-/// The ConfigMaps and Secrets of the pod's namespace, by name.
+/// The ConfigMaps, Secrets and Services of the pod's namespace, by name.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Objects {
     /// ConfigMaps by `metadata.name`.
     pub config_maps: BTreeMap<String, ConfigMap>,
     /// Secrets by `metadata.name`.
     pub secrets: BTreeMap<String, Secret>,
+    /// Services by `metadata.name`, with their ClusterIPs filled in (the service links). The
+    /// API server's own Service, default/kubernetes, may be here for a pod of any namespace.
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
 }
 
 impl Objects {
-    /// The ConfigMaps and Secrets of `namespace` among manifest objects.
+    /// The ConfigMaps, Secrets and Services of `namespace` among manifest objects.
     pub fn of(objects: &[Object], namespace: &str) -> Objects {
         let mut found = Objects::default();
         for object in objects.iter().filter(|o| o.namespace() == namespace) {
@@ -110,6 +117,9 @@ impl Objects {
                 }
                 Object::Secret(secret) => {
                     found.secrets.insert(object.name().to_string(), (**secret).clone());
+                }
+                Object::Service(svc) => {
+                    found.services.insert(object.name().to_string(), (**svc).clone());
                 }
                 _ => {}
             }
@@ -299,9 +309,11 @@ fn storage(c: &Container, section: &str, what: &str) -> Result<Option<u64>> {
 /// or Secret of `objects`. A missing object or key is an error naming the container and the
 /// variable, unless the reference is `optional: true`: then the variable (or the whole envFrom
 /// source) is left out. envFrom keys that are not valid variable names are skipped, with a
-/// warning, as older kubelets did. Variables of Services (`enableServiceLinks`) are not added.
+/// warning, as older kubelets did. Then come the variables of the Services ([`service_env`])
+/// that the container does not define itself; `$(NAME)` in a `value` can refer to them too.
 pub fn container_env(pod: &Pod, c: &Container, facts: &PodFacts, objects: &Objects) -> Result<Vec<(String, String)>> {
     let mut env: Vec<(String, String)> = Vec::new();
+    let services = service_env(pod, objects);
     let ns = &facts.namespace;
     for (i, from) in c.env_from.iter().flatten().enumerate() {
         let what = format!("container {:?}: envFrom[{i}]", c.name);
@@ -345,13 +357,71 @@ pub fn container_env(pod: &Pod, c: &Container, facts: &PodFacts, objects: &Objec
     }
     for var in c.env.iter().flatten() {
         let what = format!("container {:?}: env {}", c.name, var.name);
-        let value = match env_value(pod, c, var, &env, facts, objects).map_err(|e| prefixed(&what, e))? {
+        let value = match env_value(pod, c, var, &env, &services, facts, objects).map_err(|e| prefixed(&what, e))? {
             Some(value) => value,
             None => continue, // an optional reference to something missing
         };
         set(&mut env, var.name.clone(), value);
     }
+    for (name, value) in services {
+        if lookup(&env, &name).is_none() {
+            env.push((name, value));
+        }
+    }
     Ok(env)
+}
+
+/// The service links of the pod's containers, as the kubelet makes them: for each Service of
+/// the pod's namespace (`enableServiceLinks`, true by default), and for default/kubernetes
+/// always, that has a ClusterIP and ports, in name order:
+/// `{SVC}_SERVICE_HOST`, `{SVC}_SERVICE_PORT` (the first port), `{SVC}_SERVICE_PORT_{NAME}` for
+/// each named port, then Docker's link variables: `{SVC}_PORT=tcp://IP:PORT` (the first port)
+/// and, for each port, `{SVC}_PORT_{PORT}_{PROTO}` with `_PROTO`, `_PORT` and `_ADDR`. Names are
+/// upper-cased, with `-` made `_`. Headless Services (and those without an address yet) give none.
+pub fn service_env(pod: &Pod, objects: &Objects) -> Vec<(String, String)> {
+    let spec = pod.spec.as_ref();
+    let links = spec.and_then(|s| s.enable_service_links).unwrap_or(true);
+    let ns = pod.metadata.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default");
+    let mut out = Vec::new();
+    for svc in objects.services.values() {
+        let svc_ns = svc.metadata.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default");
+        let name = svc.metadata.name.as_deref().unwrap_or_default();
+        let master = svc_ns == "default" && name == "kubernetes";
+        if !(master || (links && svc_ns == ns)) {
+            continue;
+        }
+        let Some(spec) = svc.spec.as_ref() else { continue };
+        let Some(ip) = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None") else { continue };
+        let ports = spec.ports.as_deref().unwrap_or_default();
+        let Some(first) = ports.first() else { continue };
+        let prefix = env_var_name(name);
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.to_string()));
+        out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+        for port in ports {
+            if let Some(port_name) = port.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((format!("{prefix}_SERVICE_PORT_{}", env_var_name(port_name)), port.port.to_string()));
+            }
+        }
+        for (i, port) in ports.iter().enumerate() {
+            let proto = port.protocol.as_deref().filter(|p| !p.is_empty()).unwrap_or("TCP");
+            let lower = proto.to_ascii_lowercase();
+            let url = format!("{lower}://{ip}:{}", port.port);
+            if i == 0 {
+                out.push((format!("{prefix}_PORT"), url.clone()));
+            }
+            let link = format!("{prefix}_PORT_{}_{}", port.port, proto.to_ascii_uppercase());
+            out.push((link.clone(), url));
+            out.push((format!("{link}_PROTO"), lower));
+            out.push((format!("{link}_PORT"), port.port.to_string()));
+            out.push((format!("{link}_ADDR"), ip.to_string()));
+        }
+    }
+    out
+}
+
+/// A Service or port name as part of a variable name: `foo-bar` → `FOO_BAR`.
+fn env_var_name(name: &str) -> String {
+    name.replace('-', "_").to_ascii_uppercase()
 }
 
 /// One `env` entry's value; None when an optional reference finds nothing.
@@ -360,12 +430,14 @@ fn env_value(
     c: &Container,
     var: &EnvVar,
     env: &[(String, String)],
+    services: &[(String, String)],
     facts: &PodFacts,
     objects: &Objects,
 ) -> Result<Option<String>> {
     let value = var.value.as_deref().unwrap_or("");
     let Some(from) = var.value_from.as_ref().filter(|_| value.is_empty()) else {
-        return Ok(Some(expand(value, &|name| lookup(env, name))));
+        // The container's variables first, then the service links (the kubelet's mapping).
+        return Ok(Some(expand(value, &|name| lookup(env, name).or_else(|| lookup(services, name)))));
     };
     let ns = &facts.namespace;
     if let Some(field) = &from.field_ref {
@@ -673,6 +745,7 @@ mod tests {
         Objects {
             config_maps: [("settings".to_string(), cm)].into_iter().collect(),
             secrets: [("db".to_string(), secret)].into_iter().collect(),
+            services: BTreeMap::new(),
         }
     }
 
@@ -785,6 +858,129 @@ mod tests {
         assert!(from(Some(true)).unwrap().is_empty());
         let err = from(None).unwrap_err().to_string();
         assert!(err.contains("container \"app\": envFrom[0]: configmap \"gone\" not found"), "{err}");
+    }
+
+    fn svc(ns: &str, name: &str, cluster_ip: &str, ports: &[(&str, i32, &str)]) -> Service {
+        use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
+        Service {
+            metadata: ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), ..Default::default() },
+            spec: Some(ServiceSpec {
+                cluster_ip: Some(cluster_ip.into()),
+                ports: Some(
+                    ports
+                        .iter()
+                        .map(|(n, port, proto)| ServicePort {
+                            name: (!n.is_empty()).then(|| n.to_string()),
+                            port: *port,
+                            protocol: (!proto.is_empty()).then(|| proto.to_string()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn with_services(list: Vec<Service>) -> Objects {
+        let services = list.into_iter().map(|s| (s.metadata.name.clone().unwrap(), s)).collect();
+        Objects { services, ..objects() }
+    }
+
+    fn pod_in(ns: &str, links: Option<bool>, containers: Vec<Container>) -> Pod {
+        let mut pod = pod_of(containers);
+        pod.metadata.namespace = Some(ns.into());
+        pod.spec.as_mut().unwrap().enable_service_links = links;
+        pod
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn service_links_use_the_kubelets_names() {
+        let objects = with_services(vec![
+            svc("shop", "foo-bar", "1.2.3.4", &[("", 8080, "TCP")]),
+            svc("shop", "abc-123", "5.6.7.8", &[("u-d-p", 8081, "UDP"), ("t-c-p", 8081, "")]),
+            svc("shop", "headless", "None", &[("", 80, "TCP")]),
+            svc("shop", "pending", "", &[("", 80, "TCP")]),
+            svc("other", "elsewhere", "9.9.9.9", &[("", 80, "TCP")]),
+        ]);
+        let env = service_env(&pod_in("shop", None, vec![]), &objects);
+        let want = pairs(&[
+            ("ABC_123_SERVICE_HOST", "5.6.7.8"),
+            ("ABC_123_SERVICE_PORT", "8081"),
+            ("ABC_123_SERVICE_PORT_U_D_P", "8081"),
+            ("ABC_123_SERVICE_PORT_T_C_P", "8081"),
+            ("ABC_123_PORT", "udp://5.6.7.8:8081"),
+            ("ABC_123_PORT_8081_UDP", "udp://5.6.7.8:8081"),
+            ("ABC_123_PORT_8081_UDP_PROTO", "udp"),
+            ("ABC_123_PORT_8081_UDP_PORT", "8081"),
+            ("ABC_123_PORT_8081_UDP_ADDR", "5.6.7.8"),
+            ("ABC_123_PORT_8081_TCP", "tcp://5.6.7.8:8081"),
+            ("ABC_123_PORT_8081_TCP_PROTO", "tcp"),
+            ("ABC_123_PORT_8081_TCP_PORT", "8081"),
+            ("ABC_123_PORT_8081_TCP_ADDR", "5.6.7.8"),
+            ("FOO_BAR_SERVICE_HOST", "1.2.3.4"),
+            ("FOO_BAR_SERVICE_PORT", "8080"),
+            ("FOO_BAR_PORT", "tcp://1.2.3.4:8080"),
+            ("FOO_BAR_PORT_8080_TCP", "tcp://1.2.3.4:8080"),
+            ("FOO_BAR_PORT_8080_TCP_PROTO", "tcp"),
+            ("FOO_BAR_PORT_8080_TCP_PORT", "8080"),
+            ("FOO_BAR_PORT_8080_TCP_ADDR", "1.2.3.4"),
+        ]);
+        assert_eq!(env, want);
+        // enableServiceLinks: false: none, but the API server's own Service.
+        assert!(service_env(&pod_in("shop", Some(false), vec![]), &objects).is_empty());
+        let master = with_services(vec![
+            svc("default", "kubernetes", "10.96.0.1", &[("https", 443, "TCP")]),
+            svc("default", "web", "10.96.0.20", &[("", 80, "TCP")]),
+        ]);
+        let names: Vec<String> =
+            service_env(&pod_in("default", Some(false), vec![]), &master).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names[..3], ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "KUBERNETES_SERVICE_PORT_HTTPS"]);
+        assert!(names.iter().all(|n| n.starts_with("KUBERNETES_")), "{names:?}");
+        let names: Vec<String> =
+            service_env(&pod_in("shop", Some(false), vec![]), &master).into_iter().map(|(k, _)| k).collect();
+        assert!(names.contains(&"KUBERNETES_PORT_443_TCP_ADDR".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn container_variables_win_over_service_links() {
+        let c = Container {
+            name: "app".into(),
+            env: Some(vec![
+                var("FOO_BAR_SERVICE_PORT", "9999"),
+                var("URL", "http://$(FOO_BAR_SERVICE_HOST):$(FOO_BAR_SERVICE_PORT)/"),
+            ]),
+            ..Default::default()
+        };
+        let pod = pod_in("shop", None, vec![c.clone()]);
+        let objects = with_services(vec![svc("shop", "foo-bar", "1.2.3.4", &[("", 8080, "TCP")])]);
+        let env = container_env(&pod, &c, &facts(), &objects).unwrap();
+        let get = |name: &str| lookup(&env, name);
+        assert_eq!(get("FOO_BAR_SERVICE_PORT").as_deref(), Some("9999"));
+        assert_eq!(env.iter().filter(|(n, _)| n == "FOO_BAR_SERVICE_PORT").count(), 1);
+        assert_eq!(get("URL").as_deref(), Some("http://1.2.3.4:9999/"), "$(VAR) sees service links");
+        assert_eq!(get("FOO_BAR_PORT_8080_TCP_ADDR").as_deref(), Some("1.2.3.4"));
+        // The container's own variables come first, the service links after them.
+        assert_eq!(env[0].0, "FOO_BAR_SERVICE_PORT");
+        assert_eq!(env[1].0, "URL");
+        assert_eq!(expand_all(&["$(FOO_BAR_PORT)".into()], &env), ["tcp://1.2.3.4:8080"]);
+    }
+
+    #[test]
+    fn objects_keep_services_and_read_old_files() {
+        let text = r#"{"config_maps": {}, "secrets": {}}"#;
+        let old: Objects = serde_json::from_str(text).unwrap();
+        assert!(old.services.is_empty());
+        let manifest =
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  ports: [{port: 80}]\n";
+        let parsed = crate::pod::manifest::parse(manifest, "t").unwrap();
+        assert_eq!(Objects::of(&parsed, "shop").services.keys().collect::<Vec<_>>(), ["web"]);
+        assert!(Objects::of(&parsed, "default").services.is_empty());
     }
 
     #[test]

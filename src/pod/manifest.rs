@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EndpointAddress, EndpointPort, EnvVar, KeyToPath, LifecycleHandler, ObjectFieldSelector, PodSpec, Probe,
-    ResourceFieldSelector, ResourceRequirements, ServicePort, Volume, VolumeMount,
+    Container, ContainerPort, EndpointAddress, EndpointPort, EnvVar, KeyToPath, LifecycleHandler, ObjectFieldSelector,
+    PodSpec, Probe, ResourceFieldSelector, ResourceRequirements, ServicePort, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -446,7 +446,8 @@ fn identify(map: &Map<String, Value>, report: &mut Report<'_>) -> Option<Kind> {
 fn string_field(map: &Map<String, Value>, field: &str, report: &mut Report<'_>) -> Option<String> {
     match map.get(field) {
         None | Some(Value::Null) => {
-            let hint = if field == "kind" { KINDS_TEXT } else { "v1 for Pod, Service, ConfigMap, Secret and Endpoints" };
+            let hint =
+                if field == "kind" { KINDS_TEXT } else { "v1 for Pod, Service, ConfigMap, Secret and Endpoints" };
             report.add(field, format!("required ({hint})"));
             None
         }

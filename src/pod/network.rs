@@ -570,19 +570,33 @@ struct Dns {
 
 /// The pod's /etc/resolv.conf, from the node's resolv.conf text (`host_resolv`, what the kubelet's
 /// --resolv-conf names: on systemd-resolved hosts /run/systemd/resolve/resolv.conf, not the stub
-/// at 127.0.0.53, which a pod cannot reach) and the pod's `dnsPolicy` and `dnsConfig`, merged as
-/// the kubelet does; laid out as containerd writes it (search, nameservers, options).
-pub fn resolv_conf(host_resolv: &str, pod: &Pod) -> Result<String> {
+/// at 127.0.0.53, which a pod cannot reach), the cluster DNS address (the kubelet's
+/// --cluster-dns) and the pod's `dnsPolicy` and `dnsConfig`, merged as the kubelet does; laid out
+/// as containerd writes it (search, nameservers, options).
+///
+/// `ClusterFirst` (the default) asks the cluster DNS only, with the search domains of the pod's
+/// namespace before the node's (`web` finds `web.<ns>.svc.cluster.local`) and `ndots:5`, so that
+/// short names try the cluster first. A `hostNetwork` pod gets the node's settings instead, unless
+/// it says `ClusterFirstWithHostNet`. Without a cluster DNS both fall back to the node's settings,
+/// as the kubelet does (with a MissingClusterDNS event).
+pub fn resolv_conf(host_resolv: &str, pod: &Pod, cluster_dns: Option<Ipv4Addr>) -> Result<String> {
     let spec = pod.spec.as_ref();
     let policy = spec.and_then(|s| s.dns_policy.as_deref()).unwrap_or("ClusterFirst");
-    let mut dns = match policy {
-        "None" => Dns::default(),
-        "Default" => parse_resolv(host_resolv)?,
-        // ClusterFirst asks for the cluster's DNS server (and the search domains of the pod's
-        // namespace). podlab has no cluster DNS yet, and the kubelet without --cluster-dns falls
-        // back to Default (with a MissingClusterDNS event): so does podlab, for now.
-        "ClusterFirst" | "ClusterFirstWithHostNet" => parse_resolv(host_resolv)?,
-        other => {
+    let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
+    let mut dns = match (policy, cluster_dns) {
+        ("None", _) => Dns::default(),
+        ("Default", _) => parse_resolv(host_resolv)?,
+        ("ClusterFirst", _) if host_network => parse_resolv(host_resolv)?,
+        ("ClusterFirst" | "ClusterFirstWithHostNet", Some(server)) => {
+            let node = parse_resolv(host_resolv)?;
+            let ns = pod.metadata.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default");
+            let mut searches =
+                vec![format!("{ns}.svc.{CLUSTER_DOMAIN}"), format!("svc.{CLUSTER_DOMAIN}"), CLUSTER_DOMAIN.to_string()];
+            append_unique(&mut searches, &node.searches);
+            Dns { nameservers: vec![server.to_string()], searches, options: vec!["ndots:5".to_string()] }
+        }
+        ("ClusterFirst" | "ClusterFirstWithHostNet", None) => parse_resolv(host_resolv)?,
+        (other, _) => {
             return Err(Error::invalid(format!(
                 "spec.dnsPolicy: unsupported value {other:?}: supported values: \"ClusterFirst\", \
                  \"ClusterFirstWithHostNet\", \"Default\", \"None\""

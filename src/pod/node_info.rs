@@ -32,6 +32,10 @@ pub struct NodeInfo {
     /// Print the explanation of each action into the supervisor's log.
     #[serde(default)]
     pub explain: bool,
+    /// The cluster DNS server's address (the kubelet's --cluster-dns, such as 10.96.0.10): the
+    /// only name server of pods with `dnsPolicy: ClusterFirst`. None: they use the node's.
+    #[serde(default)]
+    pub cluster_dns: Option<String>,
 }
 
 /// The files of a pod directory.

@@ -68,8 +68,21 @@ pub fn make_network(node: &NodeInfo, pod: &Pod, uid: &str) -> Result<Option<Stri
     Ok(Some(net.ip.to_string()))
 }
 
+/// The node's cluster DNS address; an address that is not IPv4 is an error naming node.json.
+pub fn cluster_dns(node: &NodeInfo) -> Result<Option<std::net::Ipv4Addr>> {
+    match node.cluster_dns.as_deref().filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            crate::Error::invalid(format!(
+                "{}: clusterDns {text:?} is not an IPv4 address (the node agent writes it: restart it)",
+                node_info::NODE_FILE
+            ))
+        }),
+    }
+}
+
 /// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the pod's containers.
-pub fn write_files(pod: &Pod, pod_dir: &Path, ip: Option<&str>) -> Result<()> {
+pub fn write_files(node: &NodeInfo, pod: &Pod, pod_dir: &Path, ip: Option<&str>) -> Result<()> {
     let hostname = super::container::hostname(pod);
     let ip4 = ip.and_then(|i| i.parse().ok());
     let hosts = if host_network(pod) {
@@ -78,7 +91,7 @@ pub fn write_files(pod: &Pod, pod_dir: &Path, ip: Option<&str>) -> Result<()> {
         super::network::hosts_file(ip4, &hostname, pod)
     };
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = super::network::resolv_conf(&host_resolv, pod)?;
+    let resolv = super::network::resolv_conf(&host_resolv, pod, cluster_dns(node)?)?;
     for (name, text) in [("hosts", hosts), ("hostname", format!("{hostname}\n")), ("resolv.conf", resolv)] {
         let path = pod_dir.join(name);
         std::fs::write(&path, text).ctx("write", &path)?;

@@ -281,7 +281,7 @@ impl Supervisor {
         let ip = ip.or_else(|| Some(self.node.host_ip.clone()));
         self.rec.pod_ip = ip.clone();
         self.facts.pod_ip = ip.clone();
-        super::setup::write_files(&self.pod, &self.dir, ip.as_deref())?;
+        super::setup::write_files(&self.node, &self.pod, &self.dir, ip.as_deref())?;
         super::volumes::setup(&self.pod, &self.dir, &self.facts, &self.objects)?;
         let sb = super::setup::start_pause(&self.pod, &self.dir, &self.uid, &cgroup)?;
         self.event("Normal", "SandboxReady", &format!("pause process {} holds the pod's namespaces", sb.pid));

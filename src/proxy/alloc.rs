@@ -142,8 +142,7 @@ impl Allocator {
 
     fn write(&self, state: &State) -> Result<()> {
         let path = self.dir.join(STATE_FILE);
-        let bytes =
-            serde_json::to_vec_pretty(state).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
         write_atomic(&path, &bytes)
     }
 }
@@ -183,7 +182,10 @@ impl<'a> Others<'a> {
         if let Some(holder) = self.ips.get(&ip) {
             return Some(format!("service {holder}"));
         }
-        RESERVED.iter().find(|(r, owner)| *r == ip && *owner != key).map(|(_, owner)| format!("reserved for service {owner}"))
+        RESERVED
+            .iter()
+            .find(|(r, owner)| *r == ip && *owner != key)
+            .map(|(_, owner)| format!("reserved for service {owner}"))
     }
 }
 
@@ -307,7 +309,9 @@ fn assign_node_ports(
         let path = format!("service {key}: spec.ports[{i}].nodePort: invalid value {asked}");
         let range = format!("{}-{}", NODE_PORT_RANGE.start(), NODE_PORT_RANGE.end());
         let asked = u16::try_from(asked).ok().filter(|p| NODE_PORT_RANGE.contains(p)).ok_or_else(|| {
-            Error::invalid(format!("{path}: provided port is not in the valid range. The range of valid ports is {range}"))
+            Error::invalid(format!(
+                "{path}: provided port is not in the valid range. The range of valid ports is {range}"
+            ))
         })?;
         if let Some(holder) = others.ports.get(&asked) {
             return Err(Error::invalid(format!(
@@ -331,9 +335,10 @@ fn assign_node_ports(
                 Some(shared) => shared,
                 None => {
                     let sibling = numbers.iter().find(|(n, asked)| *n == port.port && asked.is_some());
-                    let previous = old.get(&name).copied().filter(|p| {
-                        NODE_PORT_RANGE.contains(p) && !others.ports.contains_key(p) && !used.contains(p)
-                    });
+                    let previous = old
+                        .get(&name)
+                        .copied()
+                        .filter(|p| NODE_PORT_RANGE.contains(p) && !others.ports.contains_key(p) && !used.contains(p));
                     match sibling.and_then(|(_, asked)| *asked).or(previous) {
                         Some(p) => p,
                         None => free_node_port(key, others, &used)?,
@@ -451,7 +456,10 @@ mod tests {
     fn constants_agree() {
         assert_eq!(format!("{}/{PREFIX}", Ipv4Addr::from(NETWORK)), SERVICE_CIDR);
         let (first, last) = ip_bounds();
-        assert_eq!((Ipv4Addr::from(first), Ipv4Addr::from(last)), ("10.96.0.1".parse().unwrap(), "10.111.255.254".parse().unwrap()));
+        assert_eq!(
+            (Ipv4Addr::from(first), Ipv4Addr::from(last)),
+            ("10.96.0.1".parse().unwrap(), "10.111.255.254".parse().unwrap())
+        );
         assert!(in_service_range(DNS_SERVICE_IP) && in_service_range(KUBERNETES_SERVICE_IP));
         assert!(!in_service_range("10.96.0.0".parse().unwrap()) && !in_service_range("10.112.0.1".parse().unwrap()));
     }
@@ -499,9 +507,16 @@ mod tests {
         assert_eq!(ip_of(&thief), "10.96.5.5", "unchanged on error");
         let mut thief = service("web", "db2", "NodePort", None, vec![port("", 80, "TCP", Some(30100))]);
         let err = a.assign(&mut thief).unwrap_err().to_string();
-        assert!(err.contains("spec.ports[0].nodePort: invalid value 30100: provided port is already allocated (service shop/db)"), "{err}");
+        assert!(
+            err.contains(
+                "spec.ports[0].nodePort: invalid value 30100: provided port is already allocated (service shop/db)"
+            ),
+            "{err}"
+        );
 
-        for (ip, why) in [("10.0.0.1", "not in the valid range"), ("10.96.0.0", "not in the valid range"), ("fd00::1", "IPv4")] {
+        for (ip, why) in
+            [("10.0.0.1", "not in the valid range"), ("10.96.0.0", "not in the valid range"), ("fd00::1", "IPv4")]
+        {
             let mut s = service("web", "x", "ClusterIP", Some(ip), vec![port("", 80, "TCP", None)]);
             let err = a.assign(&mut s).unwrap_err().to_string();
             assert!(err.contains("spec.clusterIP") && err.contains(why), "{ip}: {err}");
@@ -527,7 +542,8 @@ mod tests {
         let mut dns = service("kube-system", "kube-dns", "ClusterIP", None, vec![port("dns", 53, "UDP", None)]);
         a.assign(&mut dns).unwrap();
         assert_eq!(ip_of(&dns), "10.96.0.10");
-        let mut k = service("default", "kubernetes", "ClusterIP", Some("10.96.0.1"), vec![port("https", 443, "TCP", None)]);
+        let mut k =
+            service("default", "kubernetes", "ClusterIP", Some("10.96.0.1"), vec![port("https", 443, "TCP", None)]);
         a.assign(&mut k).unwrap();
         assert_eq!(ip_of(&k), "10.96.0.1");
     }
@@ -549,7 +565,12 @@ mod tests {
         assert_eq!(ext.spec.as_ref().unwrap().cluster_ip, None);
         let mut both = service("shop", "y", "ClusterIP", Some("10.96.7.8"), vec![port("", 80, "TCP", None)]);
         both.spec.as_mut().unwrap().cluster_ips = Some(vec!["10.96.7.9".into()]);
-        assert!(a.assign(&mut both).unwrap_err().to_string().contains("spec.clusterIPs[0]: invalid value \"10.96.7.9\": must match spec.clusterIP"));
+        assert!(
+            a.assign(&mut both)
+                .unwrap_err()
+                .to_string()
+                .contains("spec.clusterIPs[0]: invalid value \"10.96.7.9\": must match spec.clusterIP")
+        );
         let mut from_list = service("shop", "z", "ClusterIP", None, vec![port("", 80, "TCP", None)]);
         from_list.spec.as_mut().unwrap().cluster_ips = Some(vec!["10.96.7.10".into()]);
         a.assign(&mut from_list).unwrap();
@@ -560,14 +581,21 @@ mod tests {
     fn node_ports_by_port_number_and_name() {
         let tmp = TempDir::new("ports");
         let a = Allocator::open(&tmp.0).unwrap();
-        let ports = || vec![port("dns", 53, "UDP", None), port("dns-tcp", 53, "TCP", None), port("metrics", 9153, "TCP", None)];
+        let ports =
+            || vec![port("dns", 53, "UDP", None), port("dns-tcp", 53, "TCP", None), port("metrics", 9153, "TCP", None)];
         let mut s = service("kube-system", "dns", "NodePort", None, ports());
         a.assign(&mut s).unwrap();
         let got = node_ports(&s);
         assert_eq!(got[0], got[1], "53/UDP and 53/TCP share a node port");
         assert_ne!(got[0], got[2]);
         // A port asked for by its sibling is shared too.
-        let mut t = service("kube-system", "dns2", "NodePort", None, vec![port("dns", 53, "UDP", None), port("dns-tcp", 53, "TCP", Some(30053))]);
+        let mut t = service(
+            "kube-system",
+            "dns2",
+            "NodePort",
+            None,
+            vec![port("dns", 53, "UDP", None), port("dns-tcp", 53, "TCP", Some(30053))],
+        );
         a.assign(&mut t).unwrap();
         assert_eq!(node_ports(&t), vec![30053, 30053]);
         // Ports reordered: each keeps its own by name.
@@ -580,7 +608,13 @@ mod tests {
         assert_eq!(node_ports(&plain), vec![0, 0, 0]);
         assert!(a.read().unwrap().services["kube-system/dns"].node_ports.is_empty());
         // LoadBalancer without node ports: only those asked for.
-        let mut lb = service("shop", "lb", "LoadBalancer", None, vec![port("a", 80, "TCP", None), port("b", 81, "TCP", Some(30081))]);
+        let mut lb = service(
+            "shop",
+            "lb",
+            "LoadBalancer",
+            None,
+            vec![port("a", 80, "TCP", None), port("b", 81, "TCP", Some(30081))],
+        );
         lb.spec.as_mut().unwrap().allocate_load_balancer_node_ports = Some(false);
         a.assign(&mut lb).unwrap();
         assert_eq!(node_ports(&lb), vec![0, 30081]);

@@ -117,9 +117,10 @@ fn target_port(pod: &PodInfo, sp: &ApiServicePort) -> Option<u16> {
         Some(IntOrString::Int(n)) => *n,
         Some(IntOrString::String(name)) => {
             let protocol = protocol_of(sp.protocol.as_ref());
-            let found = pod.ports.iter().find(|p| {
-                p.name.as_deref() == Some(name.as_str()) && protocol_of(p.protocol.as_ref()) == protocol
-            })?;
+            let found = pod
+                .ports
+                .iter()
+                .find(|p| p.name.as_deref() == Some(name.as_str()) && protocol_of(p.protocol.as_ref()) == protocol)?;
             found.container_port
         }
     };
@@ -260,10 +261,7 @@ fn endpoints_for(svc: &Service, pods: &[PodInfo], endpoints: &[Endpoints]) -> Op
         return endpoints_of(svc, pods);
     }
     let ns = namespace_of(&svc.metadata);
-    endpoints
-        .iter()
-        .find(|e| namespace_of(&e.metadata) == ns && e.metadata.name == svc.metadata.name)
-        .cloned()
+    endpoints.iter().find(|e| namespace_of(&e.metadata) == ns && e.metadata.name == svc.metadata.name).cloned()
 }
 
 /// The proxy's protocol of a port. SCTP is left out: podlab's proxy rules are TCP and UDP only
@@ -296,9 +294,11 @@ fn affinity_timeout(spec: &ServiceSpec) -> Option<u32> {
 fn ready_endpoints(eps: Option<&Endpoints>, name: &str, protocol: &str) -> Vec<Endpoint> {
     let mut out = BTreeSet::new();
     for subset in eps.and_then(|e| e.subsets.as_ref()).into_iter().flatten() {
-        let matching = subset.ports.iter().flatten().find(|p| {
-            p.name.as_deref().unwrap_or("") == name && protocol_of(p.protocol.as_ref()) == protocol
-        });
+        let matching = subset
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref().unwrap_or("") == name && protocol_of(p.protocol.as_ref()) == protocol);
         let Some(port) = matching.and_then(|p| u16::try_from(p.port).ok()).filter(|p| *p != 0) else { continue };
         for address in subset.addresses.iter().flatten() {
             match address.ip.parse::<Ipv4Addr>() {
@@ -336,11 +336,7 @@ pub fn service_ports(services: &[Service], pods: &[PodInfo], endpoints: &[Endpoi
                 },
                 cluster_ip,
                 port,
-                node_port: sp
-                    .node_port
-                    .filter(|_| node_ports)
-                    .and_then(|n| u16::try_from(n).ok())
-                    .filter(|n| *n != 0),
+                node_port: sp.node_port.filter(|_| node_ports).and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0),
                 affinity_timeout: affinity,
                 endpoints: ready_endpoints(eps.as_ref(), &port_name, protocol_text),
             });
@@ -367,13 +363,18 @@ pub fn dns_records(services: &[Service], pods: &[PodInfo], endpoints: &[Endpoint
                     "UDP" => dns::Protocol::Udp,
                     _ => return None, // SCTP: no SRV records (see model_protocol)
                 };
-                Some(DnsPort { name: sp.name.clone().unwrap_or_default(), protocol, port: u16::try_from(sp.port).ok()? })
+                Some(DnsPort {
+                    name: sp.name.clone().unwrap_or_default(),
+                    protocol,
+                    port: u16::try_from(sp.port).ok()?,
+                })
             })
             .collect();
         let mut dns_endpoints: Vec<DnsEndpoint> = Vec::new();
         if cluster_ip.is_none() {
             let eps = endpoints_for(svc, pods, endpoints);
-            for address in eps.iter().flat_map(|e| e.subsets.iter().flatten()).flat_map(|s| s.addresses.iter().flatten())
+            for address in
+                eps.iter().flat_map(|e| e.subsets.iter().flatten()).flat_map(|s| s.addresses.iter().flatten())
             {
                 let Ok(ip) = address.ip.parse::<Ipv4Addr>() else { continue };
                 if !dns_endpoints.iter().any(|e| e.ip == ip) {
@@ -499,7 +500,12 @@ mod tests {
             PodInfo { terminating: true, ..pod("f", "10.244.0.6", "web", true) },
             PodInfo { terminal: true, ..pod("g", "10.244.0.8", "web", false) },
         ];
-        let svc = service("web", Some(&[("app", "web")]), "10.96.1.1", vec![sport("", 80, Some(IntOrString::Int(8080)), "TCP")]);
+        let svc = service(
+            "web",
+            Some(&[("app", "web")]),
+            "10.96.1.1",
+            vec![sport("", 80, Some(IntOrString::Int(8080)), "TCP")],
+        );
         let e = endpoints_of(&svc, &pods).unwrap();
         assert_eq!((e.metadata.name.as_deref(), e.metadata.namespace.as_deref()), (Some("web"), Some("shop")));
         let subsets = e.subsets.unwrap();
@@ -550,7 +556,8 @@ mod tests {
         );
         let subsets = endpoints_of(&svc, &pods).unwrap().subsets.unwrap();
         // Three sets of ports: {raw} (plain has no http), {http, raw} (a), {dns, http, raw} (alt).
-        let summary: Vec<(Vec<&str>, Vec<(String, i32)>)> = subsets
+        type Summary<'a> = Vec<(Vec<&'a str>, Vec<(String, i32)>)>;
+        let summary: Summary<'_> = subsets
             .iter()
             .map(|s| {
                 let ports = s.ports.iter().flatten().map(|p| (p.name.clone().unwrap_or_default(), p.port)).collect();
@@ -621,7 +628,12 @@ mod tests {
 
     #[test]
     fn services_without_selector_take_their_endpoints_object() {
-        let svc = service("ext", None, "10.96.2.2", vec![sport("pg", 5432, None, "TCP"), sport("metrics", 9187, None, "TCP")]);
+        let svc = service(
+            "ext",
+            None,
+            "10.96.2.2",
+            vec![sport("pg", 5432, None, "TCP"), sport("metrics", 9187, None, "TCP")],
+        );
         let endpoints = Endpoints {
             metadata: ObjectMeta { name: Some("ext".into()), namespace: Some("shop".into()), ..Default::default() },
             subsets: Some(vec![EndpointSubset {
@@ -638,8 +650,9 @@ mod tests {
             ..endpoints.clone()
         };
         let pods = [pod("a", "10.244.0.3", "web", true)];
-        let ports = service_ports(&[svc.clone()], &pods, &[elsewhere.clone(), endpoints]);
-        let summary: Vec<(String, Vec<Endpoint>)> = ports.iter().map(|p| (p.name.to_string(), p.endpoints.clone())).collect();
+        let ports = service_ports(std::slice::from_ref(&svc), &pods, &[elsewhere.clone(), endpoints]);
+        let summary: Vec<(String, Vec<Endpoint>)> =
+            ports.iter().map(|p| (p.name.to_string(), p.endpoints.clone())).collect();
         assert_eq!(
             summary,
             [
@@ -658,15 +671,21 @@ mod tests {
             "web",
             Some(&[("app", "web")]),
             "10.96.1.1",
-            vec![sport("http", 80, Some(IntOrString::Int(8080)), "TCP"), sport("sig", 9, None, "SCTP"), sport("q", 53, None, "UDP")],
+            vec![
+                sport("http", 80, Some(IntOrString::Int(8080)), "TCP"),
+                sport("sig", 9, None, "SCTP"),
+                sport("q", 53, None, "UDP"),
+            ],
         );
         let spec = svc.spec.as_mut().unwrap();
         spec.type_ = Some("NodePort".into());
         spec.ports.as_mut().unwrap()[0].node_port = Some(30080);
         spec.session_affinity = Some("ClientIP".into());
         let ports = service_ports(&[svc.clone()], &[pod("a", "10.244.0.3", "web", true)], &[]);
-        let summary: Vec<(String, Option<u16>, Option<u32>)> =
-            ports.iter().map(|p| (format!("{}/{}", p.name, p.name.protocol), p.node_port, p.affinity_timeout)).collect();
+        let summary: Vec<(String, Option<u16>, Option<u32>)> = ports
+            .iter()
+            .map(|p| (format!("{}/{}", p.name, p.name.protocol), p.node_port, p.affinity_timeout))
+            .collect();
         assert_eq!(
             summary,
             [("shop/web:http/tcp".into(), Some(30080), Some(10800)), ("shop/web:q/udp".into(), None, Some(10800))],
@@ -677,7 +696,11 @@ mod tests {
             Some(SessionAffinityConfig { client_ip: Some(ClientIPConfig { timeout_seconds: Some(60) }) });
         spec.type_ = Some("ClusterIP".into());
         let ports = service_ports(&[svc.clone()], &[], &[]);
-        assert_eq!((ports[0].node_port, ports[0].affinity_timeout), (None, Some(60)), "a ClusterIP service has no node port");
+        assert_eq!(
+            (ports[0].node_port, ports[0].affinity_timeout),
+            (None, Some(60)),
+            "a ClusterIP service has no node port"
+        );
         svc.spec.as_mut().unwrap().session_affinity = Some("None".into());
         assert_eq!(service_ports(&[svc.clone()], &[], &[])[0].affinity_timeout, None);
         // ExternalName and services without an address yet are not served.
