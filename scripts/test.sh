@@ -30,8 +30,9 @@ cargo test --locked --no-fail-fast
 echo "== leak check after the host run"
 scripts/leakcheck.sh
 
-# The cgroup v2 lane: the same cgroup, box-limit, runtime and cgroup-lab tests in a pure v2 VM.
-# (The pod tests are not in it yet: a pod start takes minutes in this emulated VM.)
+# The cgroup v2 lane: the same cgroup, box-limit, runtime and cgroup-lab tests in a pure v2 VM,
+# and the pod tests that read cgroup files (QoS limits, OOMKilled) with lab 9's pod cgroup.
+# (Not the probe tests or lab 11: exec probes with 1 s timeouts fail in this emulated VM.)
 VM=../shared/scripts/cgroup2-vm.sh
 if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
   echo "== cgroup v2 lane: this host is cgroup v2, the run above covered it"
@@ -41,10 +42,10 @@ else
   echo "== cgroup v2 lane: cgroup tests inside a pure cgroup v2 VM"
   bins=$(cargo test --locked --no-run --message-format=json 2>/dev/null |
     jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and (.target.kind | index("test")))
-           | select(.target.name == "cgroup" or .target.name == "box_limits" or .target.name == "labs" or .target.name == "runtime")
+           | select(.target.name == "cgroup" or .target.name == "box_limits" or .target.name == "labs" or .target.name == "runtime" or .target.name == "pods")
            | "\(.target.name)=\(.executable)"')
-  if [ "$(echo "$bins" | wc -w)" != 4 ]; then
-    echo "cgroup v2 lane: cannot find the cgroup, box_limits, labs and runtime test binaries (got: $bins)" >&2
+  if [ "$(echo "$bins" | wc -w)" != 5 ]; then
+    echo "cgroup v2 lane: cannot find the cgroup, box_limits, labs, runtime and pods test binaries (got: $bins)" >&2
     exit 1
   fi
   # Copies in the project directory, which the VM shares at the same path (the build
@@ -57,7 +58,8 @@ else
     name=${b%%=*}; exe=${b#*=}
     cp "$exe" "$vmbin/$name"
     case $name in
-      labs) script="$script; $vmbin/$name --test-threads=1 lab05 lab06 lab08" ;;
+      labs) script="$script; $vmbin/$name --test-threads=1 lab05 lab06 lab08 lab09_pod" ;;
+      pods) script="$script; $vmbin/$name --test-threads=1 cpu_and_memory oom_kill" ;;
       *) script="$script; $vmbin/$name" ;;
     esac
   done

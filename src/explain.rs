@@ -37,13 +37,12 @@ pub fn say(command: impl AsRef<str>) {
             lines.push(command.to_string());
         }
     }
-    if LOGGING.load(Ordering::Relaxed) {
-        if let Ok(mut log) = LOG.lock()
-            && let Some(file) = log.as_mut()
-        {
-            // One write per line, so readers never see half a line from this process.
-            let _ = file.write_all(format!("$ {command}\n").as_bytes());
-        }
+    if LOGGING.load(Ordering::Relaxed)
+        && let Ok(mut log) = LOG.lock()
+        && let Some(file) = log.as_mut()
+    {
+        // One write per line, so readers never see half a line from this process.
+        let _ = file.write_all(format!("$ {command}\n").as_bytes());
     }
 }
 

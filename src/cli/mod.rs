@@ -10,6 +10,7 @@ mod node;
 mod pod;
 mod podexec;
 mod podexplain;
+mod svc;
 
 use std::path::PathBuf;
 

@@ -101,7 +101,7 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
         .with_target(false)
         .with_env_filter(filter)
         .try_init();
-    let config = NodeConfig {
+    let mut config = NodeConfig {
         node_name: args.node_name.clone().unwrap_or_else(hostname),
         manifests: args.manifests.clone().unwrap_or_else(|| paths.manifests()),
         pod_cidr: args.pod_cidr.clone(),
@@ -111,6 +111,7 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
         backoff_max_ms: millis(&args.backoff_max)?,
         explain,
         netns: args.netns.clone(),
+        cluster_dns: None,
     };
     podlab::pod::ipam::Ipam::open(&paths.ipam_dir(), &config.pod_cidr).context("--pod-cidr")?;
     agent::claim(&paths)?;
@@ -140,8 +141,31 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
     mask.thread_block()?;
     let (poke_tx, poke_rx) = std::sync::mpsc::sync_channel(1);
     let stop_flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // The service proxy: VIP rules, and the cluster DNS on the node's pod-network address.
+    let view = podlab::node::services::SharedView::default();
+    let gateway = podlab::pod::ipam::Ipam::open(&paths.ipam_dir(), &config.pod_cidr)?.gateway();
+    let _dns = match start_dns(&rt, gateway) {
+        Ok((server, records)) => {
+            config.cluster_dns = Some(podlab::proxy::alloc::DNS_SERVICE_IP.to_string());
+            Some((server, records))
+        }
+        Err(e) => {
+            tracing::warn!("no cluster DNS on this node (pods get the node's resolv.conf): {e:#}");
+            None
+        }
+    };
+    service_route(&config.bridge);
+    podlab::pod::node_info::write_json(&paths.config_file(), &config)?;
+    let proxy = podlab::node::services::ServiceProxy::new(
+        &paths.services_dir(),
+        &config.pod_cidr,
+        _dns.as_ref().map(|(_, records)| (records.clone(), gateway)),
+        view.clone(),
+    )
+    .context("start the service proxy")?;
     {
-        let a = agent::Agent::new(paths.clone(), config);
+        let a = agent::Agent::new(paths.clone(), config).with_proxy(proxy);
         let stop = stop_flag.clone();
         std::thread::spawn(move || agent::run_loop(a, poke_rx, stop));
     }
@@ -156,10 +180,39 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
             std::process::exit(0);
         });
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(podlab::node::api::serve(paths.clone(), poke_tx)).context("serve the kubelet API")?;
+    rt.block_on(podlab::node::api::serve(paths.clone(), poke_tx, view)).context("serve the kubelet API")?;
     tracing::info!("node agent stopped (pods keep running)");
     Ok(0)
+}
+
+/// The cluster DNS server, on port 53 of the node's pod-network address (the bridge's).
+fn start_dns(
+    rt: &tokio::runtime::Runtime,
+    ip: std::net::Ipv4Addr,
+) -> anyhow::Result<(podlab::proxy::dns::DnsServer, podlab::proxy::dns::SharedRecords)> {
+    use podlab::proxy::dns;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let records = dns::SharedRecords::default();
+    let addr = std::net::SocketAddr::from((ip, podlab::node::services::DNS_PORT));
+    let server = rt.block_on(dns::serve(addr, records.clone(), dns::DnsConfig::from_resolv_conf(&resolv)))?;
+    tracing::info!(
+        "cluster DNS on {addr} (Service {}/{})",
+        podlab::node::services::DNS_SERVICE.0,
+        podlab::node::services::DNS_SERVICE.1
+    );
+    Ok((server, records))
+}
+
+/// A route for the Service CIDR onto the bridge, unless one is there: the node itself reaches
+/// the VIPs even without a default route (a test's network namespace has none). Traffic to a
+/// VIP never leaves on it: the nat rules rewrite it to a pod's address first.
+fn service_route(bridge: &str) {
+    let cidr = podlab::proxy::alloc::SERVICE_CIDR;
+    let has = podlab::primitives::link::routes(None)
+        .is_ok_and(|r| r.iter().any(|l| l.starts_with(cidr) || l.starts_with("default")));
+    if !has && let Err(e) = podlab::primitives::link::add_route(None, Some(cidr), None, Some(bridge)) {
+        tracing::warn!("the node cannot reach Service IPs itself: {e}");
+    }
 }
 
 fn hostname() -> String {

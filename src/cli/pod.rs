@@ -363,10 +363,16 @@ fn get_pod(c: &Client, ns: &str, name: &str) -> anyhow::Result<Pod> {
 
 /// `podlab get pods`.
 pub fn get(dirs: &StateDirs, args: GetArgs) -> anyhow::Result<i32> {
-    if !is_pod_kind(&args.kind) {
-        bail!("the server doesn't have a resource type {:?} (podlab knows pods)", args.kind);
-    }
     let c = client(dirs);
+    if super::svc::is_service_kind(&args.kind) {
+        return super::svc::get_services(&c, &args);
+    }
+    if super::svc::is_endpoints_kind(&args.kind) {
+        return super::svc::get_endpoints(&c, &args);
+    }
+    if !is_pod_kind(&args.kind) {
+        bail!("the server doesn't have a resource type {:?} (podlab knows pods, services and endpoints)", args.kind);
+    }
     let pods = match &args.name {
         Some(name) => vec![get_pod(&c, &args.namespace, name)?],
         None => list(&c, (!args.all_namespaces).then_some(args.namespace.as_str()))?,
@@ -550,9 +556,23 @@ pub fn delete(dirs: &StateDirs, args: DeleteArgs, explain: bool) -> anyhow::Resu
             targets.push((o.kind().to_lowercase(), o.namespace().to_string(), o.name().to_string()));
         }
     } else {
+        let file_kind = |k: &str| -> Option<&'static str> {
+            Some(match k {
+                k if is_pod_kind(k) => "pod",
+                k if super::svc::is_service_kind(k) => "service",
+                k if super::svc::is_endpoints_kind(k) => "endpoints",
+                "configmap" | "configmaps" | "cm" => "configmap",
+                "secret" | "secrets" => "secret",
+                _ => return None,
+            })
+        };
         match args.words.as_slice() {
-            [kind, name] if is_pod_kind(kind) => targets.push(("pod".into(), args.namespace.clone(), name.clone())),
-            [kind, _] => bail!("the server doesn't have a resource type {kind:?} (podlab deletes pods)"),
+            [kind, name] if file_kind(kind).is_some() => {
+                targets.push((file_kind(kind).unwrap_or_default().into(), args.namespace.clone(), name.clone()))
+            }
+            [kind, _] => bail!(
+                "the server doesn't have a resource type {kind:?} (podlab deletes pods, services, endpoints, configmaps and secrets)"
+            ),
             _ => bail!("say what to delete: -f FILE, or pod NAME"),
         }
     }

@@ -11,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use sha2::Digest;
 
 use super::{NodeConfig, NodePaths};
@@ -32,6 +32,9 @@ pub struct Desired {
     /// Pods by `namespace/name`.
     pub pods: BTreeMap<String, Pod>,
     pub objects: BTreeMap<String, Objects>,
+    /// Services and Endpoints objects, in file order.
+    pub services: Vec<Service>,
+    pub endpoints: Vec<Endpoints>,
     /// Files that could not be read, with the error (reported once per change).
     pub errors: Vec<String>,
 }
@@ -65,7 +68,8 @@ pub fn read_manifests(dir: &Path) -> Desired {
                             let name = s.metadata.name.clone().unwrap_or_default();
                             d.objects.entry(ns).or_default().secrets.insert(name, *s);
                         }
-                        Object::Service(_) | Object::Endpoints(_) => {}
+                        Object::Service(svc) => d.services.push(*svc),
+                        Object::Endpoints(e) => d.endpoints.push(*e),
                     }
                 }
             }
@@ -105,13 +109,16 @@ pub fn existing(pods_dir: &Path) -> Vec<Existing> {
     out
 }
 
-/// A stable hash of what a pod's manifest asks for (metadata and spec), with its objects.
+/// A stable hash of what a pod's manifest asks for (metadata and spec), with its ConfigMaps and
+/// Secrets. Not its namespace's Services: as with the kubelet, a pod keeps the service
+/// variables it started with, and a new Service does not restart it.
 fn hash_of(pod: &Pod, objects: Option<&Objects>) -> String {
     let mut h = sha2::Sha256::new();
     h.update(serde_json::to_vec(&pod.metadata).unwrap_or_default());
     h.update(serde_json::to_vec(&pod.spec).unwrap_or_default());
-    if let Some(o) = objects {
-        h.update(serde_json::to_vec(o).unwrap_or_default());
+    if let Some(o) = objects.filter(|o| !o.config_maps.is_empty() || !o.secrets.is_empty()) {
+        let o = Objects { services: Default::default(), ..o.clone() };
+        h.update(serde_json::to_vec(&o).unwrap_or_default());
     }
     hex::encode(h.finalize())[..16].to_string()
 }
@@ -138,6 +145,8 @@ pub struct Agent {
     /// Supervisors this agent started (reaped here; others were adopted after a restart).
     children: Vec<std::process::Child>,
     reported: Vec<String>,
+    /// Services: VIP rules and cluster DNS (None: this node does not proxy).
+    proxy: Option<super::services::ServiceProxy>,
     /// Pods being deleted at the end of the last pass: the loop then looks again soon, so a
     /// pod's directory goes (and `podlab delete` returns) right after its supervisor is done.
     deleting: usize,
@@ -145,7 +154,13 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(paths: NodePaths, config: NodeConfig) -> Self {
-        Agent { paths, config, children: Vec::new(), reported: Vec::new(), deleting: 0 }
+        Agent { paths, config, children: Vec::new(), reported: Vec::new(), proxy: None, deleting: 0 }
+    }
+
+    /// Proxy this node's Services with `proxy`.
+    pub fn with_proxy(mut self, proxy: super::services::ServiceProxy) -> Self {
+        self.proxy = Some(proxy);
+        self
     }
 
     fn node_info(&self) -> NodeInfo {
@@ -160,14 +175,25 @@ impl Agent {
             backoff_initial_ms: self.config.backoff_initial_ms,
             backoff_max_ms: self.config.backoff_max_ms,
             explain: self.config.explain,
-            cluster_dns: None,
+            cluster_dns: self.config.cluster_dns.clone(),
         }
     }
 
     /// One pass of the loop.
     pub fn sync(&mut self) {
         self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
-        let desired = read_manifests(&self.config.manifests);
+        let mut desired = read_manifests(&self.config.manifests);
+        if let Some(proxy) = self.proxy.as_mut() {
+            let pods: Vec<Pod> = super::pods::list(&self.paths).into_iter().map(|p| p.pod).collect();
+            let served = proxy.sync(&desired.services, &desired.endpoints, &pods);
+            // New pods see the Services of their namespace (with their allocated IPs) as
+            // environment variables.
+            for svc in served {
+                let ns = svc.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+                let name = svc.metadata.name.clone().unwrap_or_default();
+                desired.objects.entry(ns).or_default().services.insert(name, svc);
+            }
+        }
         for e in &desired.errors {
             if !self.reported.contains(e) {
                 tracing::warn!("manifest not used: {e}");

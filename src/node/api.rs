@@ -18,16 +18,23 @@ use serde::Deserialize;
 
 use super::NodePaths;
 use super::pods::{self, NodePod};
+use super::services::SharedView;
 use crate::pod::status::State as CState;
 
 #[derive(Clone)]
 struct Ctx {
     paths: NodePaths,
     poke: std::sync::mpsc::SyncSender<()>,
+    services: SharedView,
 }
 
-/// Serve the API on the agent's socket until the process ends.
-pub async fn serve(paths: NodePaths, poke: std::sync::mpsc::SyncSender<()>) -> std::io::Result<()> {
+/// Serve the API on the agent's socket until the process ends; `services` is what the
+/// service proxy serves (`/services`, `/endpoints`).
+pub async fn serve(
+    paths: NodePaths,
+    poke: std::sync::mpsc::SyncSender<()>,
+    services: SharedView,
+) -> std::io::Result<()> {
     let socket = paths.socket();
     let _ = std::fs::remove_file(&socket);
     let listener = tokio::net::UnixListener::bind(&socket)?;
@@ -39,8 +46,10 @@ pub async fn serve(paths: NodePaths, poke: std::sync::mpsc::SyncSender<()>) -> s
         .route("/pods/{ns}/{name}/events", get(events))
         .route("/containerLogs/{ns}/{name}/{container}", get(logs))
         .route("/exec/{ns}/{name}/{container}", post(exec))
+        .route("/services", get(list_services))
+        .route("/endpoints", get(list_endpoints))
         .route("/sync", post(sync))
-        .with_state(Ctx { paths, poke });
+        .with_state(Ctx { paths, poke, services });
     axum::serve(listener, app).await
 }
 
@@ -54,6 +63,18 @@ async fn list_pods(State(ctx): State<Ctx>) -> Response {
             .await
             .unwrap_or_default();
     Json(serde_json::json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items })).into_response()
+}
+
+async fn list_services(State(ctx): State<Ctx>) -> Response {
+    let view = ctx.services.read().map(|v| v.clone()).unwrap_or_default();
+    Json(serde_json::json!({ "kind": "ServiceList", "apiVersion": "v1", "metadata": {}, "items": view.services }))
+        .into_response()
+}
+
+async fn list_endpoints(State(ctx): State<Ctx>) -> Response {
+    let view = ctx.services.read().map(|v| v.clone()).unwrap_or_default();
+    Json(serde_json::json!({ "kind": "EndpointsList", "apiVersion": "v1", "metadata": {}, "items": view.endpoints }))
+        .into_response()
 }
 
 async fn find(ctx: &Ctx, ns: &str, name: &str) -> Option<NodePod> {

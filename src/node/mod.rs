@@ -12,6 +12,7 @@ pub mod api;
 pub mod client;
 pub mod pods;
 pub mod reset;
+pub mod services;
 
 use std::path::PathBuf;
 
@@ -56,6 +57,10 @@ impl NodePaths {
     pub fn pods_dir(&self) -> PathBuf {
         self.dirs.lib.join("pods")
     }
+    /// The service proxy's allocations (ClusterIPs, nodePorts).
+    pub fn services_dir(&self) -> PathBuf {
+        self.dirs.lib.join("services")
+    }
     /// The OCI runtime's state (shared with `podlab runtime`).
     pub fn runtime_root(&self) -> PathBuf {
         self.dirs.run.join("runtime")
@@ -77,6 +82,9 @@ pub struct NodeConfig {
     /// The named network namespace the agent runs in (`--netns`), None for the caller's.
     #[serde(default)]
     pub netns: Option<String>,
+    /// The cluster DNS Service's IP, when this node serves it (pods' resolv.conf names it).
+    #[serde(default)]
+    pub cluster_dns: Option<String>,
 }
 
 /// The default pod CIDR and bridge.

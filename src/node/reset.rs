@@ -68,9 +68,13 @@ pub fn reset(dirs: &StateDirs) -> (Vec<String>, Vec<Error>) {
                 Ok(Ok(())) => removed.push(format!("node network (bridge {})", c.bridge)),
                 Ok(Err(e)) | Err(e) => errors.push(e),
             }
+            match crate::primitives::netns::run_in(netns.as_deref(), || super::services::cleanup_rules(&c.pod_cidr)) {
+                Ok(Ok(())) => removed.push("service rules (KUBE-* chains)".into()),
+                Ok(Err(e)) | Err(e) => errors.push(e),
+            }
         }
     }
-    for p in [paths.run_dir(), paths.manifests()] {
+    for p in [paths.run_dir(), paths.manifests(), paths.services_dir()] {
         if p.exists() {
             match std::fs::remove_dir_all(&p) {
                 Ok(()) => removed.push(p.display().to_string()),

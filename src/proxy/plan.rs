@@ -32,9 +32,10 @@ impl Op {
     fn table(&self) -> Table {
         match self {
             Op::Write(c) => c.table,
-            Op::Insert { table, .. } | Op::Remove { table, .. } | Op::Flush { table, .. } | Op::Delete { table, .. } => {
-                *table
-            }
+            Op::Insert { table, .. }
+            | Op::Remove { table, .. }
+            | Op::Flush { table, .. }
+            | Op::Delete { table, .. } => *table,
         }
     }
 
@@ -441,7 +442,7 @@ pub fn plan_partial(changes: &[Change]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::model::{Endpoint, ProxyConfig, Protocol, ServicePort, ServicePortName};
+    use crate::proxy::model::{Endpoint, Protocol, ProxyConfig, ServicePort, ServicePortName};
     use crate::proxy::rules::{self, Options};
 
     fn opts() -> Options {
@@ -450,12 +451,20 @@ mod tests {
 
     fn port(name: &str, vip: u8, endpoints: &[u8]) -> ServicePort {
         ServicePort {
-            name: ServicePortName { namespace: "ns".into(), name: name.into(), port: "http".into(), protocol: Protocol::Tcp },
+            name: ServicePortName {
+                namespace: "ns".into(),
+                name: name.into(),
+                port: "http".into(),
+                protocol: Protocol::Tcp,
+            },
             cluster_ip: Some(std::net::Ipv4Addr::new(10, 96, 0, vip)),
             port: 80,
             node_port: None,
             affinity_timeout: None,
-            endpoints: endpoints.iter().map(|i| Endpoint { ip: std::net::Ipv4Addr::new(10, 244, 0, *i), port: 8080 }).collect(),
+            endpoints: endpoints
+                .iter()
+                .map(|i| Endpoint { ip: std::net::Ipv4Addr::new(10, 244, 0, *i), port: 8080 })
+                .collect(),
         }
     }
 
@@ -495,7 +504,10 @@ mod tests {
 
     fn empty_kernel() -> Saved {
         let mut saved = Saved::default();
-        for (table, chains) in [(Table::Filter, &["INPUT", "FORWARD", "OUTPUT"][..]), (Table::Nat, &["PREROUTING", "OUTPUT", "POSTROUTING"][..])] {
+        for (table, chains) in [
+            (Table::Filter, &["INPUT", "FORWARD", "OUTPUT"][..]),
+            (Table::Nat, &["PREROUTING", "OUTPUT", "POSTROUTING"][..]),
+        ] {
             let t = if table == Table::Filter { &mut saved.filter } else { &mut saved.nat };
             for c in chains {
                 t.chains.insert(c.to_string(), Vec::new());
@@ -514,7 +526,7 @@ mod tests {
         let o = opts();
         let base = rules::base_chains(&o);
         let jumps = rules::jumps();
-        let ports = vec![port("a", 1, &[1, 2, 3]), port("b", 2, &[]), port("c", 3, &[4])];
+        let ports = [port("a", 1, &[1, 2, 3]), port("b", 2, &[]), port("c", 3, &[4])];
         let rules: Vec<ServiceRules> = ports.iter().map(|p| rules::service_rules(p, &o)).collect();
         let refs: Vec<&ServiceRules> = rules.iter().collect();
 
@@ -557,7 +569,8 @@ mod tests {
         for text in plan_full(&kernel, &[], &[], &[], &owned()).batches(Some(3)) {
             apply(&mut kernel, &text);
         }
-        let left: Vec<&String> = kernel.nat.chains.keys().chain(kernel.filter.chains.keys()).filter(|c| c.starts_with("KUBE-")).collect();
+        let left: Vec<&String> =
+            kernel.nat.chains.keys().chain(kernel.filter.chains.keys()).filter(|c| c.starts_with("KUBE-")).collect();
         assert!(left.is_empty(), "{left:?}");
         assert!(kernel.nat.chains["PREROUTING"].is_empty() && kernel.filter.chains["FORWARD"].is_empty());
     }

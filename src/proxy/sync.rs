@@ -99,7 +99,10 @@ impl Proxier {
         for svc in services {
             rules::validate(svc)?;
             if seen.insert(&svc.name, ()).is_some() {
-                return Err(Error::invalid(format!("service port {} ({}) is listed twice", svc.name, svc.name.protocol)));
+                return Err(Error::invalid(format!(
+                    "service port {} ({}) is listed twice",
+                    svc.name, svc.name.protocol
+                )));
             }
         }
         let large = rules::large_cluster(services);
@@ -131,8 +134,10 @@ impl Proxier {
             let all: Vec<&ServiceRules> = services.iter().map(|s| &now[&s.name].rules).collect();
             plan::plan_full(&saved, &self.base, &all, &rules::jumps(), &rules::owned_chains())
         } else {
-            let mut changes: Vec<Change> =
-                changed.iter().map(|(old, name)| Change { old: old.as_ref().map(|w| &w.rules), new: Some(&now[*name].rules) }).collect();
+            let mut changes: Vec<Change> = changed
+                .iter()
+                .map(|(old, name)| Change { old: old.as_ref().map(|w| &w.rules), new: Some(&now[*name].rules) })
+                .collect();
             changes.extend(removed.iter().map(|w| Change { old: Some(&w.rules), new: None }));
             plan::plan_partial(&changes)
         };

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod node;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
