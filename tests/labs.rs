@@ -401,6 +401,46 @@ fn lab10_service_vip() {
     lab_cycle_with(10, lab10_pids, |pids| lab10_clean(Path::new(&dir), &pids));
 }
 
+/// Lab 10's check names what is wrong: a bridge that skips iptables, a last rule that leaves
+/// connections without a DNAT.
+#[test]
+fn lab10_check_says_what_is_wrong() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab10-hints");
+    let _reset = ResetOnPanic(&t, 10);
+    let solve = t.run(&["lab", "solve", "10"]);
+    assert!(solve.status.success(), "{}", text(&solve.stderr));
+    let pids = lab10_pids(&t);
+    let in_node = |cmd: &str| {
+        let out =
+            std::process::Command::new("ip").args(["netns", "exec", "lab10-node", "sh", "-c", cmd]).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {}", text(&out.stderr));
+    };
+    // The line after the point `name`, which must have failed.
+    let failed_hint = |name: &str| -> String {
+        let check = t.run(&["lab", "check", "10"]);
+        assert_eq!(check.status.code(), Some(1));
+        let out = text(&check.stdout);
+        let lines: Vec<&str> = out.lines().collect();
+        let at = lines.iter().position(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {out}"));
+        assert!(lines[at].starts_with("[FAIL]"), "{out}");
+        lines[at + 1].to_string()
+    };
+
+    in_node("sysctl -qw net.bridge.bridge-nf-call-iptables=0");
+    let hint = failed_hint("from lab10-client is answered");
+    assert!(hint.contains("net.bridge.bridge-nf-call-iptables is 0 in lab10-node"), "{hint}");
+    in_node("sysctl -qw net.bridge.bridge-nf-call-iptables=1");
+
+    in_node("iptables -t nat -R LAB10-SVC 2 -m statistic --mode random --probability 0.5 -j LAB10-SEP-B");
+    let hint = failed_hint("LAB10-SVC jumps to both endpoint chains");
+    assert!(hint.contains("-R LAB10-SVC 2 -j LAB10-SEP-B"), "{hint}");
+
+    assert!(t.run(&["lab", "reset", "10"]).status.success());
+    lab10_clean(&t.dir, &pids);
+    t.assert_clean();
+}
+
 /// The counts of the `uniq -c` lines right after the line `marker`: pod a's and pod b's.
 fn uniq_counts(out: &str, marker: &str) -> (usize, usize) {
     let start = out.find(marker).unwrap_or_else(|| panic!("no {marker:?} in:\n{out}"));

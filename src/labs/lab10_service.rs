@@ -43,6 +43,70 @@ const SAMPLES: usize = 30;
 /// Requests from pod a to see it reach itself through the VIP.
 const HAIRPIN_SAMPLES: usize = 20;
 
+/// The guide's last part: a Service `web` in front of two pods, and a client pod, run by the
+/// node agent (`podlab run -f`).
+#[cfg(test)]
+pub const SERVICE_YAML: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-a
+  labels:
+    app: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo \"hello from $(hostname)\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      exec:
+        command: ["cat", "/www/index.html"]
+      periodSeconds: 2
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-b
+  labels:
+    app: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "mkdir -p /www && echo \"hello from $(hostname)\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      exec:
+        command: ["cat", "/www/index.html"]
+      periodSeconds: 2
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: client
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+"#;
+
 /// A network namespace hanging on the node's bridge.
 #[derive(Clone, Copy)]
 struct Place {
@@ -645,6 +709,19 @@ mod tests {
             assert!(guide.contains(p.netns) && guide.contains(p.veth) && guide.contains(&p.ip.to_string()));
         }
         assert!(guide.contains(&format!("http://{VIP}/")));
+    }
+
+    #[test]
+    fn the_service_yaml_is_the_guide_s_and_parses() {
+        assert!(include_str!("../../labs/10-service-vip/README.md").contains(SERVICE_YAML));
+        let dir = std::env::temp_dir().join(format!("lab10-yaml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("web.yaml");
+        std::fs::write(&file, SERVICE_YAML).unwrap();
+        let objects = crate::pod::manifest::load(&file).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let names: Vec<(&str, &str)> = objects.iter().map(|o| (o.kind(), o.name())).collect();
+        assert_eq!(names, [("Service", "web"), ("Pod", "web-a"), ("Pod", "web-b"), ("Pod", "client")]);
     }
 
     fn rule(chain: &str, spec: &str) -> Rule {
