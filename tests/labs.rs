@@ -368,6 +368,151 @@ fn lab09_guide_by_hand_and_as_yaml() {
     t.assert_clean();
 }
 
+/// Lab 10's network namespaces (lab10-node2 is the node agent's, in the guide's last part).
+const LAB10_NETNS: [&str; 5] = ["lab10-node", "lab10-a", "lab10-b", "lab10-client", "lab10-node2"];
+
+/// What lab 10 made: the pids of every process in its namespaces (the two servers).
+fn lab10_pids(_: &TestRoot) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for ns in LAB10_NETNS {
+        let out = std::process::Command::new("ip").args(["netns", "pids", ns]).output().unwrap();
+        pids.extend(text(&out.stdout).split_whitespace().map(|p| p.parse::<i32>().unwrap()));
+    }
+    assert_eq!(pids.len(), 2, "the two httpd servers: {pids:?}");
+    pids
+}
+
+/// Nothing of lab 10 is left: namespaces (and with lab10-node its bridge, veths and rules),
+/// servers, LAB10- chains typed into this machine's own nat table.
+fn lab10_clean(t_dir: &Path, pids: &[i32]) {
+    no_netns(&LAB10_NETNS);
+    let running: Vec<&i32> = pids.iter().filter(|p| alive(**p)).collect();
+    assert!(running.is_empty(), "processes of lab 10 left: {running:?}");
+    let mentioning = processes_mentioning(t_dir.to_str().unwrap());
+    assert!(mentioning.is_empty(), "processes of the lab's workspace left: {mentioning:?}");
+    let nat = std::process::Command::new("iptables-save").args(["-t", "nat"]).output().unwrap();
+    let left: Vec<String> = text(&nat.stdout).lines().filter(|l| l.contains("LAB10-")).map(String::from).collect();
+    assert!(left.is_empty(), "LAB10 rules left in this machine's nat table: {left:?}");
+}
+
+#[test]
+fn lab10_service_vip() {
+    let dir = format!("/tmp/podlab-test-lab10-{}", std::process::id());
+    lab_cycle_with(10, lab10_pids, |pids| lab10_clean(Path::new(&dir), &pids));
+}
+
+/// Lab 10's check names what is wrong: a bridge that skips iptables, a last rule that leaves
+/// connections without a DNAT.
+#[test]
+fn lab10_check_says_what_is_wrong() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab10-hints");
+    let _reset = ResetOnPanic(&t, 10);
+    let solve = t.run(&["lab", "solve", "10"]);
+    assert!(solve.status.success(), "{}", text(&solve.stderr));
+    let pids = lab10_pids(&t);
+    let in_node = |cmd: &str| {
+        let out =
+            std::process::Command::new("ip").args(["netns", "exec", "lab10-node", "sh", "-c", cmd]).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {}", text(&out.stderr));
+    };
+    // The line after the point `name`, which must have failed.
+    let failed_hint = |name: &str| -> String {
+        let check = t.run(&["lab", "check", "10"]);
+        assert_eq!(check.status.code(), Some(1));
+        let out = text(&check.stdout);
+        let lines: Vec<&str> = out.lines().collect();
+        let at = lines.iter().position(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {out}"));
+        assert!(lines[at].starts_with("[FAIL]"), "{out}");
+        lines[at + 1].to_string()
+    };
+
+    in_node("sysctl -qw net.bridge.bridge-nf-call-iptables=0");
+    let hint = failed_hint("from lab10-client is answered");
+    assert!(hint.contains("net.bridge.bridge-nf-call-iptables is 0 in lab10-node"), "{hint}");
+    in_node("sysctl -qw net.bridge.bridge-nf-call-iptables=1");
+
+    in_node("iptables -t nat -R LAB10-SVC 2 -m statistic --mode random --probability 0.5 -j LAB10-SEP-B");
+    let hint = failed_hint("LAB10-SVC jumps to both endpoint chains");
+    assert!(hint.contains("-R LAB10-SVC 2 -j LAB10-SEP-B"), "{hint}");
+
+    assert!(t.run(&["lab", "reset", "10"]).status.success());
+    lab10_clean(&t.dir, &pids);
+    t.assert_clean();
+}
+
+/// The counts of the `uniq -c` lines right after the line `marker`: pod a's and pod b's.
+fn uniq_counts(out: &str, marker: &str) -> (usize, usize) {
+    let start = out.find(marker).unwrap_or_else(|| panic!("no {marker:?} in:\n{out}"));
+    let mut counts = (0, 0);
+    for line in out[start..].lines().skip(1) {
+        let Some((n, rest)) = line.trim().split_once(' ') else { break };
+        let Ok(n) = n.parse::<usize>() else { break };
+        match rest {
+            "hello from pod a" => counts.0 = n,
+            "hello from pod b" => counts.1 = n,
+            _ => break,
+        }
+    }
+    counts
+}
+
+/// Lab 10 by hand: the guide's steps, typed as they are written, show what the guide says
+/// (both pods answer, the nat table counts one packet per connection, a rule with other odds,
+/// a missing endpoint, the hairpin) and pass the check. The guide's last part (podlab's node
+/// agent) is not run here.
+#[test]
+fn lab10_guide_by_hand() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab10-guide");
+    let _reset = ResetOnPanic(&t, 10);
+    assert!(t.run(&["lab", "reset", "10"]).status.success());
+    let guide = include_str!("../labs/10-service-vip/README.md");
+    let script = guide_commands(guide, "## Steps", "## Check your work");
+    // Each request loop announces itself, so that its output can be found.
+    let marked: String = script
+        .lines()
+        .map(|l| if l.starts_with("for i in") { format!("echo '== {l}'\n{l}\n") } else { format!("{l}\n") })
+        .collect();
+    let out = run_guide(&t, "10-service-vip", &marked, "steps");
+    let twenty = "== for i in $(seq 20); do";
+
+    let first = out.find(twenty).unwrap();
+    let (a, b) = uniq_counts(&out[first..], twenty);
+    assert_eq!(a + b, 20, "twenty answers: {out}");
+    assert!(a > 0 && b > 0, "both pods answer (a {a}, b {b}): {out}");
+    // The nat table saw one packet per connection: 20 on the PREROUTING rule.
+    let prerouting = out.lines().find(|l| l.contains("LAB10-SVC") && l.contains("dpt:80")).unwrap();
+    assert_eq!(prerouting.split_whitespace().next(), Some("20"), "{prerouting}");
+    assert!(out.contains("dst=10.96.10.10"), "conntrack lines: {out}");
+    assert!(out.contains("no answer"), "bridge-nf-call-iptables=0 breaks the VIP: {out}");
+    assert!(out.contains("Network is unreachable"), "the node without a route: {out}");
+    // Other odds.
+    let (a9, b9) = uniq_counts(&out[first + twenty.len()..], twenty);
+    assert_eq!(a9 + b9, 20, "{out}");
+    assert!(a9 >= 13, "probability 0.9: pod a {a9} of 20: {out}");
+    assert!(out.contains("--probability 0.89999999991"), "{out}");
+    // Without b's rule and with the odds of one endpoint: six times a.
+    let six = "== for i in $(seq 6); do";
+    let sixes: Vec<usize> = out.match_indices(six).map(|(i, _)| i).collect();
+    assert_eq!(sixes.len(), 3, "{out}");
+    assert_eq!(uniq_counts(&out[sixes[1]..], six), (6, 0), "{out}");
+    // The hairpin: twelve answers; pod a's connections to itself come back through the node.
+    let (ha, hb) = uniq_counts(&out, "== for i in $(seq 12); do");
+    assert_eq!(ha + hb, 12, "{out}");
+    assert!(out.contains("src=10.210.0.2 dst=10.210.0.1 "), "masqueraded hairpin: {out}");
+    assert!(out.contains("-A LAB10-SEP-A -s 10.210.0.2/32 -j LAB10-MARK-MASQ"), "{out}");
+
+    let check = t.run(&["lab", "check", "10"]);
+    assert_eq!(check.status.code(), Some(0), "the guide's steps pass the check:\n{}", text(&check.stdout));
+    let pids = lab10_pids(&t);
+    let reset = t.run(&["lab", "reset", "10"]);
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert_eq!(t.run(&["lab", "check", "10"]).status.code(), Some(1));
+    lab10_clean(&t.dir, &pids);
+    t.assert_clean();
+}
+
 /// What lab 11 made: its pods' uids, and the pids of the agent, supervisors and pauses.
 fn lab11_made(t: &TestRoot) -> (Vec<String>, Vec<i32>) {
     let root = t.dir.join("lib/labs/11-kubelet/root");
@@ -486,6 +631,7 @@ fn lab_commands_list_show_and_refuse_unknown_labs() {
         "06-cgroup-memory",
         "07-images",
         "08-runtime",
+        "10-service-vip",
     ] {
         assert!(list.contains(slug), "{list}");
     }

@@ -14,6 +14,7 @@ mod lab06_cgroup_memory;
 mod lab07_images;
 mod lab08_runtime;
 mod lab09_pod;
+mod lab10_service;
 mod lab11_kubelet;
 
 use std::fs::OpenOptions;
@@ -62,7 +63,7 @@ impl Point {
     }
 }
 
-static LABS: [Lab; 10] = [
+static LABS: [Lab; 11] = [
     Lab {
         number: 1,
         slug: "01-chroot",
@@ -143,6 +144,15 @@ static LABS: [Lab; 10] = [
         check: lab09_pod::check,
         solve: lab09_pod::solve,
         reset: lab09_pod::reset,
+    },
+    Lab {
+        number: 10,
+        slug: "10-service-vip",
+        title: "the service VIP: DNAT rules, a random pick, conntrack",
+        guide: include_str!("../../labs/10-service-vip/README.md"),
+        check: lab10_service::check,
+        solve: lab10_service::solve,
+        reset: lab10_service::reset,
     },
     Lab {
         number: 11,
