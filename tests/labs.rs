@@ -513,6 +513,49 @@ fn lab10_guide_by_hand() {
     t.assert_clean();
 }
 
+/// Lab 10's last part: the same Service from YAML through podlab's node agent, typed as the
+/// guide says; the outputs it tells the learner to look at are there.
+#[test]
+fn lab10_guide_with_podlab() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab10-podlab");
+    let _reset = ResetOnPanic(&t, 10);
+    let guide = include_str!("../labs/10-service-vip/README.md");
+    let script = guide_commands(guide, "## The same Service with podlab", "## Cleanup");
+    let out = run_guide(&t, "10-service-vip", &script, "podlab");
+    // kube-dns is a Service of its own; web got a VIP; both pods answer on it, and by name.
+    assert!(
+        out.lines().any(|l| l.starts_with("kube-system") && l.contains("kube-dns") && l.contains("10.96.0.10")),
+        "{out}"
+    );
+    let answers = out
+        .lines()
+        .filter(|l| l.trim_start().chars().next().is_some_and(|c| c.is_ascii_digit()) && l.contains("hello from web-"))
+        .count();
+    assert_eq!(answers, 2, "10 requests, both pods (uniq -c lines): {out}");
+    assert!(
+        out.contains("nameserver 10.96.0.10")
+            && out.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{out}"
+    );
+    assert!(out.contains("--probability 0.50000000000"), "{out}");
+    assert!(out.contains("net.bridge.bridge-nf-call-iptables = 1") && out.contains("hairpin on"), "{out}");
+    // Readiness: web-b's endpoint went, then came back.
+    let web_b = out.find("0/1").unwrap_or_else(|| panic!("web-b not ready after its probe failed: {out}"));
+    let rest = &out[web_b..];
+    assert!(rest.lines().any(|l| l.starts_with("web ") && l.matches(":8080").count() == 1), "one endpoint: {rest}");
+    assert!(
+        rest.lines().filter(|l| l.starts_with("web ")).last().is_some_and(|l| l.matches(":8080").count() == 2),
+        "two again: {rest}"
+    );
+    let reset = t.run(&["lab", "reset", "10"]);
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    no_netns(&["lab10-node2"]);
+    let mentioning = processes_mentioning(t.dir.to_str().unwrap());
+    assert!(mentioning.is_empty(), "processes of the lab's workspace left: {mentioning:?}");
+    t.assert_clean();
+}
+
 /// What lab 11 made: its pods' uids, and the pids of the agent, supervisors and pauses.
 fn lab11_made(t: &TestRoot) -> (Vec<String>, Vec<i32>) {
     let root = t.dir.join("lib/labs/11-kubelet/root");
