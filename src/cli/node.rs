@@ -165,6 +165,20 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
     )
     .context("start the service proxy")?;
     {
+        // Pokes from the supervisors (a pod's readiness changed).
+        let socket = paths.poke_socket();
+        let _ = std::fs::remove_file(&socket);
+        let pokes = std::os::unix::net::UnixDatagram::bind(&socket)
+            .with_context(|| format!("bind the poke socket {}", socket.display()))?;
+        let poke = poke_tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            while pokes.recv(&mut buf).is_ok() {
+                let _ = poke.try_send(());
+            }
+        });
+    }
+    {
         let a = agent::Agent::new(paths.clone(), config).with_proxy(proxy);
         let stop = stop_flag.clone();
         std::thread::spawn(move || agent::run_loop(a, poke_rx, stop));

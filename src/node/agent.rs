@@ -176,6 +176,7 @@ impl Agent {
             backoff_max_ms: self.config.backoff_max_ms,
             explain: self.config.explain,
             cluster_dns: self.config.cluster_dns.clone(),
+            poke: Some(self.paths.poke_socket()),
         }
     }
 

@@ -37,6 +37,11 @@ impl NodePaths {
     pub fn socket(&self) -> PathBuf {
         self.run_dir().join("kubelet.sock")
     }
+    /// A Unix datagram socket: any datagram makes the agent run a pass at once (supervisors
+    /// send one when a pod's readiness changes).
+    pub fn poke_socket(&self) -> PathBuf {
+        self.run_dir().join("poke.sock")
+    }
     pub fn pid_file(&self) -> PathBuf {
         self.run_dir().join("agent.pid")
     }

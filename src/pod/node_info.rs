@@ -36,6 +36,10 @@ pub struct NodeInfo {
     /// only name server of pods with `dnsPolicy: ClusterFirst`. None: they use the node's.
     #[serde(default)]
     pub cluster_dns: Option<String>,
+    /// The node agent's poke socket (a Unix datagram socket): a datagram there makes it look
+    /// at its pods at once.
+    #[serde(default)]
+    pub poke: Option<PathBuf>,
 }
 
 /// The files of a pod directory.

@@ -94,6 +94,8 @@ struct Supervisor {
     probe_tx: Sender<ProbeResult>,
     probe_rx: Receiver<ProbeResult>,
     dirty: bool,
+    /// What the node agent was last told about (readiness, IP, phase): see [`Supervisor::save`].
+    told: String,
 }
 
 fn run(dir: &Path) -> Result<()> {
@@ -199,6 +201,7 @@ fn run(dir: &Path) -> Result<()> {
         probe_tx,
         probe_rx,
         dirty: true,
+        told: String::new(),
     };
     sup.save();
     if let Err(e) = sup.setup() {
@@ -245,6 +248,24 @@ impl Supervisor {
                 eprintln!("cannot save the pod status: {e}");
             }
             self.dirty = false;
+            self.tell_agent();
+        }
+    }
+
+    /// Poke the node agent when what Services depend on changed (a container turned ready or
+    /// not, the pod got its IP, it ended): its next pass, at once rather than within half a
+    /// second, updates the Service endpoints. A datagram on its poke socket; lost if no agent.
+    fn tell_agent(&mut self) {
+        let ready: Vec<bool> = self.rec.containers.iter().map(|c| c.ready).collect();
+        let now = format!("{ready:?} {:?} {} {}", self.rec.pod_ip, self.rec.finished, self.rec.deleting);
+        if now == self.told {
+            return;
+        }
+        self.told = now;
+        if let Some(path) = &self.node.poke {
+            if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() {
+                let _ = socket.send_to(b"sync", path);
+            }
         }
     }
 
