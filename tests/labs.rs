@@ -545,7 +545,7 @@ fn lab10_guide_with_podlab() {
     let rest = &out[web_b..];
     assert!(rest.lines().any(|l| l.starts_with("web ") && l.matches(":8080").count() == 1), "one endpoint: {rest}");
     assert!(
-        rest.lines().filter(|l| l.starts_with("web ")).last().is_some_and(|l| l.matches(":8080").count() == 2),
+        rest.lines().rfind(|l| l.starts_with("web ")).is_some_and(|l| l.matches(":8080").count() == 2),
         "two again: {rest}"
     );
     let reset = t.run(&["lab", "reset", "10"]);
