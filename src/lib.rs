@@ -19,5 +19,7 @@ pub mod quantity;
 pub mod reset;
 pub mod runtime;
 pub mod state;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{Error, Result};

@@ -8,8 +8,7 @@
 //! namespace (lab09-node) so the host's network is never touched.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
 
-use super::{Ctx, Point, kill_and_wait, remove_workspace};
+use super::{Ctx, Point, http_get, kill_and_wait, remove_workspace};
 use crate::error::{Error, IoContext, Result};
 use crate::explain::say;
 use crate::pod::sandbox::{Sandbox, SandboxSpec};
@@ -162,28 +161,6 @@ fn http_get_in(pid: i32) -> std::result::Result<(u16, String), String> {
         .join()
         .unwrap_or_else(|_| Err("the HTTP thread panicked".into()))
     })
-}
-
-/// A minimal HTTP/1.0 GET (BusyBox httpd speaks it), with short timeouts.
-fn http_get(addr: SocketAddrV4) -> std::result::Result<(u16, String), String> {
-    let timeout = Duration::from_secs(2);
-    let mut stream =
-        TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).map_err(|e| format!("connect to {addr}: {e}"))?;
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    stream
-        .write_all(format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .map_err(|e| format!("send the request to {addr}: {e}"))?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(|e| format!("read the answer of {addr}: {e}"))?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("{addr} answered something that is not HTTP: {:?}", head.lines().next()))?;
-    Ok((code, body.to_string()))
 }
 
 pub fn check(ctx: &Ctx) -> Result<Vec<Point>> {

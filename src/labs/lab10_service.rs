@@ -7,8 +7,7 @@
 //! learner writes the same chains (LAB10-SVC, LAB10-SEP-A/B, LAB10-MARK-MASQ) by hand, in a
 //! node of its own (network namespace lab10-node) with two BusyBox web servers and a client.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -146,24 +145,11 @@ fn http_get(ns: &str, addr: SocketAddrV4) -> std::result::Result<String, String>
     netns::run_in(Some(ns), || http_get_here(addr)).map_err(|e| e.to_string())?
 }
 
-/// A minimal HTTP/1.0 GET (BusyBox httpd speaks it), with short timeouts.
+/// The body of a 200 answer to GET / from `addr`, else what went wrong.
 fn http_get_here(addr: SocketAddrV4) -> std::result::Result<String, String> {
-    let timeout = Duration::from_secs(2);
-    let mut stream =
-        TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).map_err(|e| format!("connect to {addr}: {e}"))?;
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    stream
-        .write_all(format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .map_err(|e| format!("send the request to {addr}: {e}"))?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(|e| format!("read the answer of {addr}: {e}"))?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    match head.split_whitespace().nth(1) {
-        Some("200") => Ok(body.to_string()),
-        Some(code) => Err(format!("{addr} answered HTTP {code}")),
-        None => Err(format!("{addr} answered something that is not HTTP: {:?}", head.lines().next())),
+    match super::http_get(addr)? {
+        (200, body) => Ok(body),
+        (code, _) => Err(format!("{addr} answered HTTP {code}")),
     }
 }
 

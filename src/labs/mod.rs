@@ -18,10 +18,13 @@ mod lab10_service;
 mod lab11_kubelet;
 
 use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::primitives::cgroup::Cgroup;
@@ -294,4 +297,27 @@ pub(crate) fn remove_workspace(dir: &Path) -> Result<bool> {
     crate::explain::say(format!("rm -rf {}", dir.display()));
     std::fs::remove_dir_all(dir).map_err(|e| Error::io("remove", dir, e))?;
     Ok(true)
+}
+
+/// A minimal HTTP/1.0 GET (BusyBox httpd speaks it), with short timeouts: the status code and
+/// the body, in the calling thread's network namespace.
+pub(crate) fn http_get(addr: SocketAddrV4) -> std::result::Result<(u16, String), String> {
+    let timeout = Duration::from_secs(2);
+    let mut stream =
+        TcpStream::connect_timeout(&SocketAddr::V4(addr), timeout).map_err(|e| format!("connect to {addr}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    stream
+        .write_all(format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("send the request to {addr}: {e}"))?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| format!("read the answer of {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{addr} answered something that is not HTTP: {:?}", head.lines().next()))?;
+    Ok((code, body.to_string()))
 }

@@ -285,29 +285,16 @@ fn check_owner(owner: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
     use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Environment variable that turns [`ipam_child`] into an allocator for the test below.
     const CHILD_ENV: &str = "PODLAB_IPAM_TEST_CHILD";
 
     /// A fresh, empty directory under the system's temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            static COUNT: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNT.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("podlab-ipam-{}-{n}-{name}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    /// A fresh directory under the system's temp dir, removed on drop.
+    fn temp_dir(name: &str) -> TempDir {
+        TempDir::new("ipam", name)
     }
 
     fn addr(text: &str) -> Ipv4Addr {
@@ -316,7 +303,7 @@ mod tests {
 
     #[test]
     fn allocate_lookup_release() {
-        let tmp = TempDir::new("basic");
+        let tmp = temp_dir("basic");
         let ipam = Ipam::open(&tmp.0, DEFAULT_CIDR).unwrap();
         assert!(tmp.0.is_dir());
         assert_eq!(ipam.gateway(), addr("10.244.0.1"));
@@ -343,13 +330,13 @@ mod tests {
 
     #[test]
     fn never_network_gateway_or_broadcast() {
-        let tmp = TempDir::new("edges");
+        let tmp = temp_dir("edges");
         let ipam = Ipam::open(&tmp.0, "192.168.7.0/29").unwrap();
         let got: Vec<Ipv4Addr> = (0..5).map(|i| ipam.allocate(&format!("p{i}")).unwrap()).collect();
         let want: Vec<Ipv4Addr> = (2..=6).map(|h| Ipv4Addr::new(192, 168, 7, h)).collect();
         assert_eq!(got, want, ".0, .1 (gateway) and .7 (broadcast) are never handed out");
 
-        let tiny = TempDir::new("slash30");
+        let tiny = temp_dir("slash30");
         let ipam = Ipam::open(&tiny.0, "10.0.0.4/30").unwrap();
         assert_eq!(ipam.gateway(), addr("10.0.0.5"));
         assert_eq!(ipam.allocate("only").unwrap(), addr("10.0.0.6"));
@@ -358,7 +345,7 @@ mod tests {
 
     #[test]
     fn exhaustion_says_so() {
-        let tmp = TempDir::new("full");
+        let tmp = temp_dir("full");
         let ipam = Ipam::open(&tmp.0, "10.244.0.0/29").unwrap();
         for i in 0..5 {
             ipam.allocate(&format!("pod-{i}")).unwrap();
@@ -375,7 +362,7 @@ mod tests {
 
     #[test]
     fn survives_reopen() {
-        let tmp = TempDir::new("reopen");
+        let tmp = temp_dir("reopen");
         let first = Ipam::open(&tmp.0, DEFAULT_CIDR).unwrap();
         let a = first.allocate("pod-a").unwrap();
         let b = first.allocate("pod-b").unwrap();
@@ -388,7 +375,7 @@ mod tests {
 
     #[test]
     fn round_robin_after_release() {
-        let tmp = TempDir::new("rr");
+        let tmp = temp_dir("rr");
         let ipam = Ipam::open(&tmp.0, "10.244.0.0/29").unwrap();
         let a = ipam.allocate("a").unwrap();
         ipam.allocate("b").unwrap();
@@ -408,7 +395,7 @@ mod tests {
 
     #[test]
     fn foreign_files_are_ignored() {
-        let tmp = TempDir::new("foreign");
+        let tmp = temp_dir("foreign");
         let ipam = Ipam::open(&tmp.0, "10.244.0.0/29").unwrap();
         fs::write(tmp.0.join("README"), "not an address").unwrap();
         fs::write(tmp.0.join("10.9.9.9"), "from another range").unwrap();
@@ -419,7 +406,7 @@ mod tests {
 
     #[test]
     fn bad_owners() {
-        let tmp = TempDir::new("owners");
+        let tmp = temp_dir("owners");
         let ipam = Ipam::open(&tmp.0, DEFAULT_CIDR).unwrap();
         for owner in ["", "../../etc/passwd", "a/b", "nul\0byte", &"x".repeat(254)] {
             let err = ipam.allocate(owner).unwrap_err();
@@ -436,7 +423,7 @@ mod tests {
 
     #[test]
     fn bad_cidrs() {
-        let tmp = TempDir::new("cidrs");
+        let tmp = temp_dir("cidrs");
         let cases = [
             ("10.244.0.1/24", "use the network address, 10.244.0.0/24"),
             ("10.244.0.0/33", "from 8 to 30"),
@@ -471,7 +458,7 @@ mod tests {
 
     #[test]
     fn threads_never_share_an_address() {
-        let tmp = TempDir::new("threads");
+        let tmp = temp_dir("threads");
         Ipam::open(&tmp.0, DEFAULT_CIDR).unwrap();
         let handles: Vec<_> = (0..8)
             .map(|t| {
@@ -497,7 +484,7 @@ mod tests {
 
     #[test]
     fn processes_never_share_an_address() {
-        let tmp = TempDir::new("procs");
+        let tmp = temp_dir("procs");
         let ipam = Ipam::open(&tmp.0, DEFAULT_CIDR).unwrap();
         let exe = std::env::current_exe().unwrap();
         let children: Vec<_> = (0..4)

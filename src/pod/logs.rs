@@ -418,27 +418,15 @@ impl<'a> LogReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
     use std::os::fd::{FromRawFd, IntoRawFd};
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A fresh directory under the system's temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            static COUNT: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNT.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("podlab-logs-{name}-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    fn temp_dir(name: &str) -> TempDir {
+        let t = TempDir::new("logs", name);
+        std::fs::create_dir_all(&t.0).unwrap();
+        t
     }
 
     /// A kernel pipe: (read end, write end).
@@ -528,7 +516,7 @@ mod tests {
 
     #[test]
     fn written_records_read_back_through_a_pipe() {
-        let dir = TempDir::new("pipe");
+        let dir = temp_dir("pipe");
         let path = log_path(&dir.0, "app", 0);
         let file = create(&path).unwrap();
         let (out_r, mut out_w) = pipe();
@@ -581,7 +569,7 @@ mod tests {
 
     #[test]
     fn tail_since_timestamps_and_limit() {
-        let dir = TempDir::new("tail");
+        let dir = temp_dir("tail");
         let path = dir.0.join("0.log");
         write_log(
             &path,
@@ -623,7 +611,7 @@ mod tests {
 
     #[test]
     fn a_half_written_record_waits_for_its_end() {
-        let dir = TempDir::new("half");
+        let dir = temp_dir("half");
         let path = dir.0.join("0.log");
         fs::write(&path, "2024-01-01T00:00:01Z stdout F one\n2024-01-01T00:00:02Z stdout F tw").unwrap();
         assert_eq!(read_all(&path, &ReadOptions::default()), "one\n");
@@ -632,7 +620,7 @@ mod tests {
 
     #[test]
     fn missing_file_is_an_error_naming_it() {
-        let dir = TempDir::new("missing");
+        let dir = temp_dir("missing");
         let path = dir.0.join("nope.log");
         let err = read(&path, &ReadOptions::default(), &mut Vec::new(), &|| false).unwrap_err();
         assert!(err.to_string().contains("nope.log"), "{err}");
@@ -668,7 +656,7 @@ mod tests {
 
     #[test]
     fn follow_prints_new_lines_until_told_to_stop() {
-        let dir = TempDir::new("follow");
+        let dir = temp_dir("follow");
         let path = log_path(&dir.0, "app", 1);
         let file = create(&path).unwrap();
         let (r, mut w) = pipe();

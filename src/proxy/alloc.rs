@@ -398,27 +398,13 @@ fn random_u32() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
     use k8s_openapi::api::core::v1::ServicePort;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A fresh directory under the system's temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            static COUNT: AtomicUsize = AtomicUsize::new(0);
-            let n = COUNT.fetch_add(1, Ordering::Relaxed);
-            let dir = std::env::temp_dir().join(format!("podlab-alloc-{}-{n}-{name}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+    fn temp_dir(name: &str) -> TempDir {
+        TempDir::new("alloc", name)
     }
 
     fn port(name: &str, number: i32, protocol: &str, node_port: Option<i32>) -> ServicePort {
@@ -466,7 +452,7 @@ mod tests {
 
     #[test]
     fn random_values_come_from_the_dynamic_band_and_stay() {
-        let tmp = TempDir::new("basic");
+        let tmp = temp_dir("basic");
         let a = Allocator::open(&tmp.0).unwrap();
         let mut web = service("shop", "web", "NodePort", None, vec![port("http", 80, "TCP", None)]);
         a.assign(&mut web).unwrap();
@@ -495,7 +481,7 @@ mod tests {
 
     #[test]
     fn requested_values_are_checked() {
-        let tmp = TempDir::new("requested");
+        let tmp = temp_dir("requested");
         let a = Allocator::open(&tmp.0).unwrap();
         let mut db = service("shop", "db", "NodePort", Some("10.96.5.5"), vec![port("pg", 5432, "TCP", Some(30100))]);
         a.assign(&mut db).unwrap();
@@ -531,7 +517,7 @@ mod tests {
 
     #[test]
     fn reserved_addresses() {
-        let tmp = TempDir::new("reserved");
+        let tmp = temp_dir("reserved");
         let a = Allocator::open(&tmp.0).unwrap();
         let mut s = service("default", "mine", "ClusterIP", Some("10.96.0.10"), vec![port("", 53, "UDP", None)]);
         let err = a.assign(&mut s).unwrap_err().to_string();
@@ -550,7 +536,7 @@ mod tests {
 
     #[test]
     fn headless_and_external_name() {
-        let tmp = TempDir::new("headless");
+        let tmp = temp_dir("headless");
         let a = Allocator::open(&tmp.0).unwrap();
         let mut s = service("shop", "db", "ClusterIP", Some("10.96.7.7"), vec![port("", 5432, "TCP", None)]);
         a.assign(&mut s).unwrap();
@@ -579,7 +565,7 @@ mod tests {
 
     #[test]
     fn node_ports_by_port_number_and_name() {
-        let tmp = TempDir::new("ports");
+        let tmp = temp_dir("ports");
         let a = Allocator::open(&tmp.0).unwrap();
         let ports =
             || vec![port("dns", 53, "UDP", None), port("dns-tcp", 53, "TCP", None), port("metrics", 9153, "TCP", None)];
@@ -622,7 +608,7 @@ mod tests {
 
     #[test]
     fn retain_frees_what_is_gone() {
-        let tmp = TempDir::new("retain");
+        let tmp = temp_dir("retain");
         let a = Allocator::open(&tmp.0).unwrap();
         let mut s = service("shop", "db", "NodePort", Some("10.96.9.9"), vec![port("", 5432, "TCP", Some(30200))]);
         a.assign(&mut s).unwrap();
@@ -637,7 +623,7 @@ mod tests {
 
     #[test]
     fn broken_state_file_is_reported() {
-        let tmp = TempDir::new("broken");
+        let tmp = temp_dir("broken");
         let a = Allocator::open(&tmp.0).unwrap();
         std::fs::write(tmp.0.join(STATE_FILE), "{not json").unwrap();
         let mut s = service("shop", "web", "ClusterIP", None, vec![port("", 80, "TCP", None)]);
