@@ -13,12 +13,15 @@
 # 4. pods: start a 2-container pod (BusyBox httpd + a sidecar writing its page into a
 #    shared emptyDir) until its page answers, and delete it, with podlab (`run -f --wait`,
 #    `delete -f`) and with podman (`kube play`, `kube down`), from the same YAML.
+# 5. service proxy (bench/proxy.sh, not hyperfine): full and partial syncs of 1k, 5k and 10k
+#    Services x 5 endpoints into iptables, nft and legacy, against plain iptables-restore.
 #
 #   sudo bench/run.sh              all tables (from anywhere; it works from the repository root)
 #   sudo bench/run.sh box          only the box start-up table
 #   sudo bench/run.sh image        only the image pull + unpack table
 #   sudo bench/run.sh runtime      only the runtime lifecycle table
 #   sudo bench/run.sh pods         only the pods table
+#   sudo bench/run.sh proxy        only the service proxy table (bench/proxy.sh)
 #
 # Environment:
 #   RUNS=30              measured runs per command (after 3 warm-up runs; 1 for images and pods)
@@ -38,10 +41,10 @@ cd "$(dirname "$0")/.."
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
-usage="usage: bench/run.sh [box|image|runtime|pods|all]   (default: all)"
+usage="usage: bench/run.sh [box|image|runtime|pods|proxy|all]   (default: all)"
 WHAT=${1:-all}
 case "$WHAT" in
-  all | box | image | runtime | pods) ;;
+  all | box | image | runtime | pods | proxy) ;;
   -h | --help) echo "$usage"; exit 0 ;;
   *) die "unknown benchmark '$WHAT'; $usage" ;;
 esac
@@ -931,6 +934,12 @@ table_pods() {
   print_pods_table "$TMP/pods.json"
 }
 
+# --- Table 5: service proxy -------------------------------------------------------------
+# Its own script (one JSON line per run of `podlab __proxy-bench`, no hyperfine): see there.
+table_proxy() {
+  PODLAB=$PODLAB bench/proxy.sh
+}
+
 # --- Main -------------------------------------------------------------------------------
 main() {
   local packages=(hyperfine jq)
@@ -940,6 +949,7 @@ main() {
     image) packages+=(busybox-static docker-registry skopeo umoci curl) ;;
     runtime) packages+=(runc crun busybox-static) ;;
     pods) packages+=(podman runc conmon containernetworking-plugins catatonit iptables curl) ;;
+    proxy) packages+=(iptables) ;;
   esac
   ensure_packages "${packages[@]}"
 
@@ -965,11 +975,14 @@ main() {
       table_runtime
       echo
       table_pods
+      echo
+      table_proxy
       ;;
     box) table_box ;;
     image) table_image ;;
     runtime) table_runtime ;;
     pods) table_pods ;;
+    proxy) table_proxy ;;
   esac
 }
 

@@ -10,6 +10,7 @@ mod node;
 mod pod;
 mod podexec;
 mod podexplain;
+mod proxybench;
 mod svc;
 
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ enum Commands {
     Doctor,
     /// Remove every leftover of podlab: boxes, lab state, cgroups, namespaces, mounts.
     Reset,
+    /// Time the service proxy's syncs (bench/proxy.sh).
+    #[command(name = "__proxy-bench", hide = true)]
+    ProxyBench(proxybench::ProxyBenchArgs),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -142,6 +146,7 @@ pub fn main() -> i32 {
         Commands::Node(args) => node::run(&dirs, root.as_deref(), args, cli.explain),
         Commands::Doctor => doctor::run(),
         Commands::Reset => reset(&dirs),
+        Commands::ProxyBench(args) => proxybench::run(args),
         Commands::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "podlab", &mut std::io::stdout());
             Ok(0)

@@ -94,6 +94,14 @@ impl Backend {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `iptables-save`: every table of this thread's network namespace.
+    pub fn save_all(&self) -> Result<String> {
+        let program = self.save_command();
+        let out = run(&program, &[], None)?;
+        check(&program, &[], &out)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// `iptables-restore -w --noflush` with `input` on stdin: each table of it is one atomic
     /// change. With `test`, only parse and check it (`--test`), change nothing.
     pub fn restore(&self, input: &str, test: bool) -> Result<()> {

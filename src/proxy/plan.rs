@@ -54,18 +54,21 @@ impl Op {
         }
     }
 
-    /// The chains this op names (its own and the one its rules jump to): iptables-nft's restore
-    /// costs about (rules) x (distinct chains named) in one input, so batches are cut by this.
+    /// The chains this op's rules name (their chain and the one they jump to). iptables-nft
+    /// 1.8's restore keeps the chains named by rule commands in a sorted list that every rule
+    /// command walks: an input of m rules naming n chains costs about m x n (10,000 services in
+    /// one input take many minutes). Chain lines and `-X` are not part of it.
     fn chains_named(&self) -> Vec<&str> {
         fn ours(rule: &str) -> Option<&str> {
             jump_target(rule).filter(|t| t.starts_with("KUBE-"))
         }
         match self {
+            Op::Write(c) if c.rules.is_empty() => Vec::new(),
             Op::Write(c) => std::iter::once(c.name.as_str()).chain(c.rules.iter().filter_map(|r| ours(r))).collect(),
             Op::Insert { chain, rule, .. } | Op::Remove { chain, rule, .. } => {
                 std::iter::once(chain.as_str()).chain(ours(rule)).collect()
             }
-            Op::Flush { chain, .. } | Op::Delete { chain, .. } => vec![chain.as_str()],
+            Op::Flush { .. } | Op::Delete { .. } => Vec::new(),
         }
     }
 }
@@ -124,8 +127,8 @@ impl Plan {
     }
 
     /// The iptables-restore inputs, in order. With a budget, consecutive units are packed into
-    /// one input until it names about `budget` distinct chains (a unit is never split); without
-    /// one, everything goes into a single input (one atomic transaction per table).
+    /// one input until its rules name about `budget` distinct chains (a unit is never split);
+    /// without one, everything goes into a single input (one atomic transaction per table).
     pub fn batches(&self, budget: Option<usize>) -> Vec<String> {
         let mut batches: Vec<Vec<&Op>> = Vec::new();
         let mut current: Vec<&Op> = Vec::new();
@@ -203,6 +206,31 @@ pub struct Saved {
 }
 
 impl Saved {
+    /// Read the output of `iptables-save` (every table; the others are skipped).
+    pub fn parse(text: &str) -> Saved {
+        let mut saved = Saved::default();
+        let mut section: Option<(Table, String)> = None;
+        let finish = |saved: &mut Saved, section: Option<(Table, String)>| {
+            if let Some((table, text)) = section {
+                *match table {
+                    Table::Filter => &mut saved.filter,
+                    Table::Nat => &mut saved.nat,
+                } = SavedTable::parse(&text);
+            }
+        };
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix('*') {
+                finish(&mut saved, section.take());
+                section = Table::ALL.into_iter().find(|t| t.as_str() == name).map(|t| (t, String::new()));
+            } else if let Some((_, body)) = section.as_mut() {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+        finish(&mut saved, section);
+        saved
+    }
+
     fn table(&self, table: Table) -> &SavedTable {
         match table {
             Table::Filter => &self.filter,
@@ -625,6 +653,17 @@ mod tests {
         assert!(!kernel.nat.chains.contains_key("KUBE-SVC-OLDOLDOLDOLDOLDO"));
         assert_eq!(kernel.nat.chains["PREROUTING"].len(), 1);
         assert!(plan_full(&kernel, &base, &refs, &rules::jumps(), &owned()).is_empty());
+    }
+
+    #[test]
+    fn saved_dumps_are_split_by_table() {
+        let text = "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-mark 1\nCOMMIT\n\
+                    *filter\n:INPUT ACCEPT [0:0]\n:KUBE-FORWARD - [0:0]\n-A INPUT -j KUBE-FORWARD\nCOMMIT\n\
+                    *nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n";
+        let saved = Saved::parse(text);
+        assert_eq!(saved.filter.chains["INPUT"], ["-j KUBE-FORWARD"]);
+        assert!(saved.filter.builtin.contains("INPUT") && !saved.filter.chains.contains_key("PREROUTING"));
+        assert!(saved.nat.chains["KUBE-SERVICES"].is_empty());
     }
 
     #[test]
