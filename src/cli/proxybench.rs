@@ -185,7 +185,8 @@ fn kube_proxy_partial_text(changed: &ServicePort, all: &[ServicePort], opts: &Op
         }
         for b in base_here {
             if b.dispatch {
-                for d in every.iter().flat_map(|r| &r.dispatch).filter(|d| d.table == table && d.chain == b.chain.name) {
+                for d in every.iter().flat_map(|r| &r.dispatch).filter(|d| d.table == table && d.chain == b.chain.name)
+                {
                     out.push_str(&format!("-A {} {}\n", d.chain, d.rule));
                 }
             }
