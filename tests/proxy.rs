@@ -44,7 +44,14 @@ fn spn(ns: &str, name: &str, port: &str, protocol: Protocol) -> ServicePortName 
 }
 
 fn service(name: ServicePortName, vip: Ipv4Addr, port: u16, endpoints: &[Endpoint]) -> ServicePort {
-    ServicePort { name, cluster_ip: Some(vip), port, node_port: None, affinity_timeout: None, endpoints: endpoints.to_vec() }
+    ServicePort {
+        name,
+        cluster_ip: Some(vip),
+        port,
+        node_port: None,
+        affinity_timeout: None,
+        endpoints: endpoints.to_vec(),
+    }
 }
 
 fn ep(ip: Ipv4Addr, port: u16) -> Endpoint {
@@ -92,16 +99,31 @@ fn assorted(base: Ipv4Addr) -> Vec<ServicePort> {
     let o = base.octets();
     let ip = |d: u8| Ipv4Addr::new(o[0], o[1], o[2], d);
     let vip = |d: u8| Ipv4Addr::new(10, 96, o[2], d);
-    let mut web = service(spn("default", "web", "", Protocol::Tcp), vip(1), 80, &[ep(ip(11), 80), ep(ip(12), 80), ep(ip(13), 80)]);
+    let mut web = service(
+        spn("default", "web", "", Protocol::Tcp),
+        vip(1),
+        80,
+        &[ep(ip(11), 80), ep(ip(12), 80), ep(ip(13), 80)],
+    );
     web.node_port = Some(30080);
-    let mut sticky = service(spn("default", "sticky", "http", Protocol::Tcp), vip(2), 80, &[ep(ip(11), 80), ep(ip(12), 80)]);
+    let mut sticky =
+        service(spn("default", "sticky", "http", Protocol::Tcp), vip(2), 80, &[ep(ip(11), 80), ep(ip(12), 80)]);
     sticky.affinity_timeout = Some(10800);
     let mut empty = service(spn("default", "empty", "", Protocol::Tcp), vip(3), 80, &[]);
     empty.node_port = Some(30083);
-    let dns = service(spn("kube-system", "kube-dns", "dns", Protocol::Udp), vip(10), 53, &[ep(ip(21), 53), ep(ip(22), 53)]);
-    let dns_tcp = service(spn("kube-system", "kube-dns", "dns-tcp", Protocol::Tcp), vip(10), 53, &[ep(ip(21), 53), ep(ip(22), 53)]);
+    let dns =
+        service(spn("kube-system", "kube-dns", "dns", Protocol::Udp), vip(10), 53, &[ep(ip(21), 53), ep(ip(22), 53)]);
+    let dns_tcp = service(
+        spn("kube-system", "kube-dns", "dns-tcp", Protocol::Tcp),
+        vip(10),
+        53,
+        &[ep(ip(21), 53), ep(ip(22), 53)],
+    );
     let metrics = service(spn("kube-system", "kube-dns", "metrics", Protocol::Tcp), vip(10), 9153, &[ep(ip(21), 9153)]);
-    let headless = ServicePort { cluster_ip: None, ..service(spn("default", "db", "", Protocol::Tcp), vip(4), 5432, &[ep(ip(31), 5432)]) };
+    let headless = ServicePort {
+        cluster_ip: None,
+        ..service(spn("default", "db", "", Protocol::Tcp), vip(4), 5432, &[ep(ip(31), 5432)])
+    };
     vec![web, sticky, empty, dns, dns_tcp, metrics, headless]
 }
 
@@ -178,8 +200,12 @@ fn sync_is_exact_partial_and_cleans_up_on_both_backends() {
 
         // What the kernel holds is exactly what the rules say: a full sync finds nothing to do.
         let save = ns.save(backend);
-        assert!(save.contains("-A PREROUTING -m comment --comment \"podlab: kubernetes service portals\" -j KUBE-SERVICES"));
-        assert!(save.contains("-A POSTROUTING -m comment --comment \"podlab: kubernetes postrouting rules\" -j KUBE-POSTROUTING"));
+        assert!(
+            save.contains("-A PREROUTING -m comment --comment \"podlab: kubernetes service portals\" -j KUBE-SERVICES")
+        );
+        assert!(save.contains(
+            "-A POSTROUTING -m comment --comment \"podlab: kubernetes postrouting rules\" -j KUBE-POSTROUTING"
+        ));
         let other = if backend == Backend::Nft { Backend::Legacy } else { Backend::Nft };
         assert!(kube_chains(&ns.save(other)).is_empty(), "{other} was not written to");
         proxier.force_full_sync();

@@ -172,9 +172,9 @@ fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<std::process
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Missing(format!(
-            "{program} is not installed: the service proxy needs it (apt-get install iptables)"
-        )),
+        std::io::ErrorKind::NotFound => {
+            Error::Missing(format!("{program} is not installed: the service proxy needs it (apt-get install iptables)"))
+        }
         _ => Error::io("run", program, e),
     })?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {

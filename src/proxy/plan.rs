@@ -32,9 +32,10 @@ impl Op {
     fn table(&self) -> Table {
         match self {
             Op::Write(c) => c.table,
-            Op::Insert { table, .. } | Op::Remove { table, .. } | Op::Flush { table, .. } | Op::Delete { table, .. } => {
-                *table
-            }
+            Op::Insert { table, .. }
+            | Op::Remove { table, .. }
+            | Op::Flush { table, .. }
+            | Op::Delete { table, .. } => *table,
         }
     }
 
@@ -53,21 +54,20 @@ impl Op {
         }
     }
 
-    /// The chains this op's rules name (their chain and the one they jump to). iptables-nft
-    /// 1.8's restore keeps the chains named by rule commands in a sorted list that every rule
-    /// command walks: an input of m rules naming n chains costs about m x n (10,000 services in
-    /// one input take many minutes). Chain lines and `-X` are not part of it.
+    /// The chains this op names (its own, and the one its rules jump to). iptables-nft 1.8's
+    /// restore keeps every chain named by a command in a sorted list that each command walks:
+    /// an input of m lines naming n chains costs about m x n (10,000 services in one input take
+    /// many minutes; deleting 60,000 chains in one, half a minute).
     fn chains_named(&self) -> Vec<&str> {
         fn ours(rule: &str) -> Option<&str> {
             jump_target(rule).filter(|t| t.starts_with("KUBE-"))
         }
         match self {
-            Op::Write(c) if c.rules.is_empty() => Vec::new(),
             Op::Write(c) => std::iter::once(c.name.as_str()).chain(c.rules.iter().filter_map(|r| ours(r))).collect(),
             Op::Insert { chain, rule, .. } | Op::Remove { chain, rule, .. } => {
                 std::iter::once(chain.as_str()).chain(ours(rule)).collect()
             }
-            Op::Flush { .. } | Op::Delete { .. } => Vec::new(),
+            Op::Flush { chain, .. } | Op::Delete { chain, .. } => vec![chain.as_str()],
         }
     }
 }
@@ -126,8 +126,8 @@ impl Plan {
     }
 
     /// The iptables-restore inputs, in order. With a budget, consecutive units are packed into
-    /// one input until its rules name about `budget` distinct chains (a unit is never split);
-    /// without one, everything goes into a single input (one atomic transaction per table).
+    /// one input until it names about `budget` distinct chains (a unit is never split); without
+    /// one, everything goes into a single input (one atomic transaction per table).
     pub fn batches(&self, budget: Option<usize>) -> Vec<String> {
         let mut batches: Vec<Vec<&Op>> = Vec::new();
         let mut current: Vec<&Op> = Vec::new();
@@ -469,7 +469,7 @@ pub fn plan_partial(changes: &[Change]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::model::{Endpoint, ProxyConfig, Protocol, ServicePort, ServicePortName};
+    use crate::proxy::model::{Endpoint, Protocol, ProxyConfig, ServicePort, ServicePortName};
     use crate::proxy::rules::{self, Options};
 
     fn opts() -> Options {
@@ -478,12 +478,20 @@ mod tests {
 
     fn port(name: &str, vip: u8, endpoints: &[u8]) -> ServicePort {
         ServicePort {
-            name: ServicePortName { namespace: "ns".into(), name: name.into(), port: "http".into(), protocol: Protocol::Tcp },
+            name: ServicePortName {
+                namespace: "ns".into(),
+                name: name.into(),
+                port: "http".into(),
+                protocol: Protocol::Tcp,
+            },
             cluster_ip: Some(std::net::Ipv4Addr::new(10, 96, 0, vip)),
             port: 80,
             node_port: None,
             affinity_timeout: None,
-            endpoints: endpoints.iter().map(|i| Endpoint { ip: std::net::Ipv4Addr::new(10, 244, 0, *i), port: 8080 }).collect(),
+            endpoints: endpoints
+                .iter()
+                .map(|i| Endpoint { ip: std::net::Ipv4Addr::new(10, 244, 0, *i), port: 8080 })
+                .collect(),
         }
     }
 
@@ -523,7 +531,10 @@ mod tests {
 
     fn empty_kernel() -> Saved {
         let mut saved = Saved::default();
-        for (table, chains) in [(Table::Filter, &["INPUT", "FORWARD", "OUTPUT"][..]), (Table::Nat, &["PREROUTING", "OUTPUT", "POSTROUTING"][..])] {
+        for (table, chains) in [
+            (Table::Filter, &["INPUT", "FORWARD", "OUTPUT"][..]),
+            (Table::Nat, &["PREROUTING", "OUTPUT", "POSTROUTING"][..]),
+        ] {
             let t = if table == Table::Filter { &mut saved.filter } else { &mut saved.nat };
             for c in chains {
                 t.chains.insert(c.to_string(), Vec::new());
@@ -585,7 +596,8 @@ mod tests {
         for text in plan_full(&kernel, &[], &[], &[], &owned()).batches(Some(3)) {
             apply(&mut kernel, &text);
         }
-        let left: Vec<&String> = kernel.nat.chains.keys().chain(kernel.filter.chains.keys()).filter(|c| c.starts_with("KUBE-")).collect();
+        let left: Vec<&String> =
+            kernel.nat.chains.keys().chain(kernel.filter.chains.keys()).filter(|c| c.starts_with("KUBE-")).collect();
         assert!(left.is_empty(), "{left:?}");
         assert!(kernel.nat.chains["PREROUTING"].is_empty() && kernel.filter.chains["FORWARD"].is_empty());
     }

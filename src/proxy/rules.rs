@@ -139,7 +139,8 @@ impl Options {
 
 /// "10.244.3.0/16" -> "10.244.0.0/16", as iptables stores and prints it.
 fn network_of(cidr: &str) -> Result<String> {
-    let bad = || Error::invalid(format!("invalid cluster CIDR {cidr:?}: write it as an IPv4 network, like 10.244.0.0/16"));
+    let bad =
+        || Error::invalid(format!("invalid cluster CIDR {cidr:?}: write it as an IPv4 network, like 10.244.0.0/16"));
     let (addr, len) = cidr.split_once('/').ok_or_else(bad)?;
     let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
     let len: u32 = len.parse().map_err(|_| bad())?;
@@ -308,7 +309,8 @@ pub fn is_our_jump(rule: &str) -> bool {
 pub fn validate(svc: &ServicePort) -> Result<()> {
     let name = &svc.name;
     let bad = |what: String| Err(Error::invalid(format!("service port {name}: {what}")));
-    for (field, value, max) in [("namespace", &name.namespace, 63), ("name", &name.name, 63), ("port name", &name.port, 63)]
+    for (field, value, max) in
+        [("namespace", &name.namespace, 63), ("name", &name.name, 63), ("port name", &name.port, 63)]
     {
         let ok = value.len() <= max
             && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
@@ -364,7 +366,9 @@ pub fn service_rules(svc: &ServicePort, opts: &Options) -> ServiceRules {
             out.dispatch.push(Dispatch {
                 table: Table::Filter,
                 chain: EXTERNAL_SERVICES,
-                rule: format!("-p {proto} {no_endpoints} -m addrtype --dst-type LOCAL -m {proto} --dport {node_port} {reject}"),
+                rule: format!(
+                    "-p {proto} {no_endpoints} -m addrtype --dst-type LOCAL -m {proto} --dport {node_port} {reject}"
+                ),
             });
         }
         return out;
@@ -409,7 +413,11 @@ pub fn service_rules(svc: &ServicePort, opts: &Options) -> ServiceRules {
     }
     let n = endpoints.len();
     for (i, ((_, text), chain)) in endpoints.iter().zip(&sep_chains).enumerate() {
-        let pick = if i + 1 < n { format!("-m statistic --mode random --probability {} ", probability(n - i)) } else { String::new() };
+        let pick = if i + 1 < n {
+            format!("-m statistic --mode random --probability {} ", probability(n - i))
+        } else {
+            String::new()
+        };
         rules.push(format!("{}{pick}-j {chain}", per_endpoint(&format!("{name} -> {text}"))));
     }
     out.chains.push(Chain { table: Table::Nat, name: svc_chain.clone(), rules });
@@ -463,7 +471,8 @@ pub fn full_restore_text(services: &[ServicePort], opts: &Options) -> String {
         for b in base.iter().filter(|b| b.chain.table == table) {
             // A dispatch chain: its service rules, then its tail.
             if b.dispatch {
-                for d in rules.iter().flat_map(|r| &r.dispatch).filter(|d| d.table == table && d.chain == b.chain.name) {
+                for d in rules.iter().flat_map(|r| &r.dispatch).filter(|d| d.table == table && d.chain == b.chain.name)
+                {
                     out.push_str(&format!("-A {} {}\n", d.chain, d.rule));
                 }
             }
@@ -537,7 +546,8 @@ mod tests {
     #[test]
     fn cluster_ip_service_in_kube_proxy_layout() {
         let name = spn("ns1", "svc1", "p80");
-        let rules = service_rules(&svc(name, "10.20.30.41", 80, vec![ep("10.180.0.2", 80), ep("10.180.0.1", 80)]), &opts());
+        let rules =
+            service_rules(&svc(name, "10.20.30.41", 80, vec![ep("10.180.0.2", 80), ep("10.180.0.1", 80)]), &opts());
         assert_eq!(
             rules.dispatch,
             vec![Dispatch {
@@ -582,7 +592,10 @@ mod tests {
         let rules = service_rules(&port, &opts());
         let sep = &rules.chains[0];
         assert!(sep.rules[1].contains("-m recent --set --name KUBE-SEP-"), "{:?}", sep.rules);
-        assert!(sep.rules[1].starts_with("-p udp ") && sep.rules[1].ends_with("-m udp -j DNAT --to-destination 10.244.0.5:53"));
+        assert!(
+            sep.rules[1].starts_with("-p udp ")
+                && sep.rules[1].ends_with("-m udp -j DNAT --to-destination 10.244.0.5:53")
+        );
         let svc_chain = &rules.chains[1];
         assert!(svc_chain.rules[1].contains(&format!(
             "-m recent --rcheck --seconds 10800 --reap --name {} --mask 255.255.255.255 --rsource -j {}",
@@ -621,7 +634,10 @@ mod tests {
     fn options_and_names_are_checked() {
         let o = Options::new(&ProxyConfig { cluster_cidr: "10.244.7.0/16".into(), masquerade_bit: 14 }).unwrap();
         assert_eq!((o.cluster_cidr.as_deref(), o.mark.as_str()), (Some("10.244.0.0/16"), "0x4000"));
-        assert_eq!(Options::new(&ProxyConfig { cluster_cidr: "".into(), masquerade_bit: 0 }).unwrap().cluster_cidr, None);
+        assert_eq!(
+            Options::new(&ProxyConfig { cluster_cidr: "".into(), masquerade_bit: 0 }).unwrap().cluster_cidr,
+            None
+        );
         for bad in ["10.244.0.0", "10.244.0.0/33", "nope/8"] {
             let e = Options::new(&ProxyConfig { cluster_cidr: bad.into(), masquerade_bit: 14 }).unwrap_err();
             assert!(e.to_string().contains("invalid cluster CIDR"), "{e}");
@@ -643,7 +659,11 @@ mod tests {
         let masq = &base[0].chain;
         assert_eq!((masq.name.as_str(), masq.rules[0].as_str()), (MARK_MASQ, "-j MARK --set-xmark 0x4000/0x4000"));
         let services = base.iter().find(|b| b.chain.table == Table::Nat && b.chain.name == SERVICES).unwrap();
-        assert!(services.dispatch && services.chain.rules.len() == 1 && services.chain.rules[0].ends_with("-j KUBE-NODEPORTS"));
+        assert!(
+            services.dispatch
+                && services.chain.rules.len() == 1
+                && services.chain.rules[0].ends_with("-j KUBE-NODEPORTS")
+        );
         let jumps = jumps();
         assert!(jumps.iter().all(|j| is_our_jump(&j.rule)), "{jumps:?}");
         assert!(jumps.iter().any(|j| j.chain == "PREROUTING"
