@@ -1,10 +1,11 @@
 //! `podlab __proxy-bench` (hidden): how long the service proxy takes to sync many Services.
 //!
-//! In the calling network namespace (bench/proxy.sh makes one): a full sync of N services x E
-//! endpoints (synthetic addresses), partial syncs after one service's endpoints change, after
-//! a service is added and after one is deleted, a full re-sync over unchanged rules, a
-//! kube-proxy-shaped partial sync (every shared chain rewritten) and the whole rule text through
-//! a plain `iptables-restore --noflush` (not podlab's code), then a cleanup. Prints one JSON line.
+//! In the calling network namespace (bench/proxy.sh makes one), after a warm-up: a full sync of
+//! N services x E endpoints (synthetic addresses), partial syncs after one service's endpoints
+//! change, after a service is added and after one is deleted, a full re-sync over unchanged
+//! rules, a kube-proxy-shaped partial sync (every shared chain rewritten), a cleanup, and the
+//! whole rule text through a plain `iptables-restore --noflush` (not podlab's code). Prints one
+//! JSON line.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -99,6 +100,11 @@ pub fn run(args: ProxyBenchArgs) -> anyhow::Result<i32> {
     let backend = proxier.backend();
     let mut services = synthetic(args.services, args.endpoints);
     let n = services.len();
+
+    // Warm up: the first restore in a namespace makes its tables (and loads modules); the plain
+    // restore at the end finds them made, so the full sync should too.
+    proxier.sync(&[])?;
+    proxier.cleanup()?;
 
     let full = proxier.sync(&services)?;
 

@@ -8,7 +8,7 @@
 //! --noflush` (several when a change is very large, with the nft backend). Rules belong to the
 //! network namespace of the calling thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,10 +19,10 @@ use super::rules::{self, BaseChain, Options, ServiceRules};
 use crate::error::{Error, IoContext, Result};
 use crate::explain;
 
-/// With the nft backend, the rules of one restore input name at most about this many chains:
-/// iptables-nft 1.8 looks each rule's chains up in a sorted list, so one input of m rules
-/// naming n chains costs m x n (10,000 services in one input take many minutes; in inputs of
-/// this size, seconds). Measured here: 200 to 1000 are about as fast; 150 and 2500 are slower.
+/// With the nft backend, one restore input names at most about this many chains: iptables-nft
+/// 1.8 looks each command's chains up in a sorted list, so an input of m lines naming n chains
+/// costs m x n (10,000 services in one input take many minutes; in inputs of this size,
+/// seconds). Measured here at 2,000 services: 400 to 1000 are about as fast, 150 and 2500 slower.
 pub const NFT_BATCH_CHAINS: usize = 400;
 
 /// What one sync did.
@@ -96,10 +96,10 @@ impl Proxier {
     /// sync is a full one.
     pub fn sync(&mut self, services: &[ServicePort]) -> Result<SyncStats> {
         let start = Instant::now();
-        let mut seen: HashMap<&ServicePortName, ()> = HashMap::with_capacity(services.len());
+        let mut seen: HashSet<&ServicePortName> = HashSet::with_capacity(services.len());
         for svc in services {
             rules::validate(svc)?;
-            if seen.insert(&svc.name, ()).is_some() {
+            if !seen.insert(&svc.name) {
                 return Err(Error::invalid(format!(
                     "service port {} ({}) is listed twice",
                     svc.name, svc.name.protocol
@@ -110,43 +110,50 @@ impl Proxier {
         let mode_changed = large != self.opts.large;
         self.opts.large = large;
 
-        // The rules of every port: kept from the last sync when the port did not change.
-        let mut old = std::mem::take(&mut self.written);
-        let mut now: HashMap<ServicePortName, Written> = HashMap::with_capacity(services.len());
-        let mut changed: Vec<(Option<Written>, &ServicePortName)> = Vec::new();
+        // The ports that changed since the last sync, with their new rules; the others keep
+        // the rules they have. (With 10,000 services this loop is most of the time spent here.)
+        let mut changed: Vec<(&ServicePort, ServiceRules)> = Vec::new();
         for svc in services {
-            let before = old.remove(&svc.name);
-            match before {
-                Some(w) if w.port == *svc && !mode_changed => {
-                    now.insert(svc.name.clone(), w);
-                }
-                before => {
-                    let rules = rules::service_rules(svc, &self.opts);
-                    now.insert(svc.name.clone(), Written { port: svc.clone(), rules });
-                    changed.push((before, &svc.name));
-                }
+            match self.written.get(&svc.name) {
+                Some(w) if w.port == *svc && !mode_changed => {}
+                _ => changed.push((svc, rules::service_rules(svc, &self.opts))),
             }
         }
-        let removed: Vec<Written> = old.into_values().collect();
+        let removed: Vec<ServicePortName> = self.written.keys().filter(|k| !seen.contains(k)).cloned().collect();
 
         let full = !self.in_sync;
         let plan = if full {
-            let saved = self.saved()?;
-            let all: Vec<&ServiceRules> = services.iter().map(|s| &now[&s.name].rules).collect();
-            plan::plan_full(&saved, &self.base, &all, &rules::jumps(), &rules::owned_chains())
+            let saved = self.saved();
+            let index: HashMap<&ServicePortName, usize> =
+                changed.iter().enumerate().map(|(i, (svc, _))| (&svc.name, i)).collect();
+            let all: Vec<&ServiceRules> = services
+                .iter()
+                .map(|s| match index.get(&s.name) {
+                    Some(i) => &changed[*i].1,
+                    None => &self.written[&s.name].rules,
+                })
+                .collect();
+            saved.map(|saved| plan::plan_full(&saved, &self.base, &all, &rules::jumps(), &rules::owned_chains()))
         } else {
             let mut changes: Vec<Change> = changed
                 .iter()
-                .map(|(old, name)| Change { old: old.as_ref().map(|w| &w.rules), new: Some(&now[*name].rules) })
+                .map(|(svc, rules)| Change { old: self.written.get(&svc.name).map(|w| &w.rules), new: Some(rules) })
                 .collect();
-            changes.extend(removed.iter().map(|w| Change { old: Some(&w.rules), new: None }));
-            plan::plan_partial(&changes)
+            changes.extend(removed.iter().map(|name| Change { old: Some(&self.written[name].rules), new: None }));
+            Ok(plan::plan_partial(&changes))
         };
-        let result = self.apply(&plan);
-        self.written = now;
+        let result = plan.and_then(|plan| self.apply(&plan).map(|restores| (plan.counts(), restores)));
+
+        // Keep the new rules even when the restore failed: they follow from the ports alone, and
+        // the next sync, a full one, compares them with what the tables really hold.
+        for (svc, rules) in changed {
+            self.written.insert(svc.name.clone(), Written { port: svc.clone(), rules });
+        }
+        for name in &removed {
+            self.written.remove(name);
+        }
         self.in_sync = result.is_ok();
-        let restores = result?;
-        let counts = plan.counts();
+        let (counts, restores) = result?;
         Ok(SyncStats {
             full,
             chains_written: counts.chains_written,
