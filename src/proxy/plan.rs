@@ -9,26 +9,27 @@
 //! atomically, in an order where every intermediate state is consistent (chains exist before
 //! rules jump to them; rules go before the chains they jump to).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::rules::{BaseChain, Chain, Jump, ServiceRules, Table};
 
-/// One change, in iptables-restore's words.
+/// One change, in iptables-restore's words (borrowing the rules it writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
+pub enum Op<'a> {
     /// `:CHAIN - [0:0]` (create, or empty it) and `-A CHAIN RULE` for each rule.
-    Write(Chain),
+    Write(Cow<'a, Chain>),
     /// `-I CHAIN 1 RULE`: first in the chain (the order of service rules does not matter).
-    Insert { table: Table, chain: String, rule: String },
+    Insert { table: Table, chain: &'a str, rule: &'a str },
     /// `-D CHAIN RULE`.
-    Remove { table: Table, chain: String, rule: String },
+    Remove { table: Table, chain: &'a str, rule: &'a str },
     /// `:CHAIN - [0:0]` alone: empty a chain that is about to go.
-    Flush { table: Table, chain: String },
+    Flush { table: Table, chain: &'a str },
     /// `-X CHAIN` (it must be empty and unreferenced by then).
-    Delete { table: Table, chain: String },
+    Delete { table: Table, chain: &'a str },
 }
 
-impl Op {
+impl Op<'_> {
     fn table(&self) -> Table {
         match self {
             Op::Write(c) => c.table,
@@ -40,17 +41,23 @@ impl Op {
     }
 
     fn write_lines(&self, out: &mut String) {
+        let mut line = |parts: &[&str]| {
+            for part in parts {
+                out.push_str(part);
+            }
+            out.push('\n');
+        };
         match self {
             Op::Write(c) => {
-                out.push_str(&format!(":{} - [0:0]\n", c.name));
+                line(&[":", &c.name, " - [0:0]"]);
                 for rule in &c.rules {
-                    out.push_str(&format!("-A {} {rule}\n", c.name));
+                    line(&["-A ", &c.name, " ", rule]);
                 }
             }
-            Op::Insert { chain, rule, .. } => out.push_str(&format!("-I {chain} 1 {rule}\n")),
-            Op::Remove { chain, rule, .. } => out.push_str(&format!("-D {chain} {rule}\n")),
-            Op::Flush { chain, .. } => out.push_str(&format!(":{chain} - [0:0]\n")),
-            Op::Delete { chain, .. } => out.push_str(&format!("-X {chain}\n")),
+            Op::Insert { chain, rule, .. } => line(&["-I ", chain, " 1 ", rule]),
+            Op::Remove { chain, rule, .. } => line(&["-D ", chain, " ", rule]),
+            Op::Flush { chain, .. } => line(&[":", chain, " - [0:0]"]),
+            Op::Delete { chain, .. } => line(&["-X ", chain]),
         }
     }
 
@@ -65,9 +72,9 @@ impl Op {
         match self {
             Op::Write(c) => std::iter::once(c.name.as_str()).chain(c.rules.iter().filter_map(|r| ours(r))).collect(),
             Op::Insert { chain, rule, .. } | Op::Remove { chain, rule, .. } => {
-                std::iter::once(chain.as_str()).chain(ours(rule)).collect()
+                std::iter::once(*chain).chain(ours(rule)).collect()
             }
-            Op::Flush { chain, .. } | Op::Delete { chain, .. } => vec![chain.as_str()],
+            Op::Flush { chain, .. } | Op::Delete { chain, .. } => vec![*chain],
         }
     }
 }
@@ -83,14 +90,14 @@ pub fn jump_target(rule: &str) -> Option<&str> {
 
 /// Ops that go into the same restore, so that they take effect together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unit {
-    pub ops: Vec<Op>,
+pub struct Unit<'a> {
+    pub ops: Vec<Op<'a>>,
 }
 
 /// The ops of a sync, in the order they must be applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    pub units: Vec<Unit>,
+pub struct Plan<'a> {
+    pub units: Vec<Unit<'a>>,
 }
 
 /// What a plan writes, for [`SyncStats`](super::sync::SyncStats).
@@ -104,7 +111,7 @@ pub struct Counts {
     pub chains_deleted: usize,
 }
 
-impl Plan {
+impl Plan<'_> {
     pub fn is_empty(&self) -> bool {
         self.units.iter().all(|u| u.ops.is_empty())
     }
@@ -155,13 +162,16 @@ impl Plan {
 fn render(ops: &[&Op]) -> String {
     let mut out = String::new();
     for table in Table::ALL {
-        let mut section = String::new();
+        if !ops.iter().any(|op| op.table() == table) {
+            continue;
+        }
+        out.push('*');
+        out.push_str(table.as_str());
+        out.push('\n');
         for op in ops.iter().filter(|op| op.table() == table) {
-            op.write_lines(&mut section);
+            op.write_lines(&mut out);
         }
-        if !section.is_empty() {
-            out.push_str(&format!("*{}\n{section}COMMIT\n", table.as_str()));
-        }
+        out.push_str("COMMIT\n");
     }
     out
 }
@@ -244,28 +254,28 @@ impl Saved {
 
 /// The stages of a plan; units are emitted stage by stage.
 #[derive(Default)]
-struct Builder {
+struct Builder<'a> {
     /// Node-wide chains, first: everything else jumps to them.
-    base: Unit,
+    base: Unit<'a>,
     /// One unit per service port: its chains and its rules in the dispatch chains.
-    services: Vec<Unit>,
+    services: Vec<Unit<'a>>,
     /// Dispatch chains written whole (when their tail was not right).
-    rewrites: Unit,
+    rewrites: Unit<'a>,
     /// `-D` of rules that jump to chains about to go; any split is safe.
-    removes: Vec<Op>,
-    flushes: Vec<Op>,
-    deletes: Vec<Op>,
+    removes: Vec<Op<'a>>,
+    flushes: Vec<Op<'a>>,
+    deletes: Vec<Op<'a>>,
     /// Jumps from built-in chains, last: traffic enters only complete rules.
-    jumps: Unit,
+    jumps: Unit<'a>,
 }
 
-impl Builder {
-    fn stale(&mut self, table: Table, chain: &str) {
-        self.flushes.push(Op::Flush { table, chain: chain.to_string() });
-        self.deletes.push(Op::Delete { table, chain: chain.to_string() });
+impl<'a> Builder<'a> {
+    fn stale(&mut self, table: Table, chain: &'a str) {
+        self.flushes.push(Op::Flush { table, chain });
+        self.deletes.push(Op::Delete { table, chain });
     }
 
-    fn finish(self) -> Plan {
+    fn finish(self) -> Plan<'a> {
         let mut units = vec![self.base];
         units.extend(self.services);
         units.push(self.rewrites);
@@ -295,28 +305,28 @@ fn take(present: &mut Present, rule: &str) -> bool {
 /// difference. `owned` are the names of the node-wide chains podlab makes: with `base` empty
 /// (cleanup) they are deleted too; per-service chains (KUBE-SVC-, KUBE-SEP-...) that nothing
 /// wants are deleted always.
-pub fn plan_full(
-    saved: &Saved,
-    base: &[BaseChain],
-    services: &[&ServiceRules],
-    jumps: &[Jump],
+pub fn plan_full<'a>(
+    saved: &'a Saved,
+    base: &'a [BaseChain],
+    services: &[&'a ServiceRules],
+    jumps: &'a [Jump],
     owned: &[(Table, &str)],
-) -> Plan {
+) -> Plan<'a> {
     let mut b = Builder::default();
-    let mut present: HashMap<(Table, &str), Present> = HashMap::new();
-    let mut rewrite: HashSet<(Table, &str)> = HashSet::new();
+    let mut present: HashMap<(Table, &'a str), Present<'a>> = HashMap::new();
+    let mut rewrite: HashSet<(Table, &'a str)> = HashSet::new();
     for bc in base {
         let c = &bc.chain;
         let there = saved.chain(c.table, &c.name);
         if !bc.dispatch {
             if there != Some(&c.rules) {
-                b.base.ops.push(Op::Write(c.clone()));
+                b.base.ops.push(Op::Write(Cow::Borrowed(c)));
             }
             continue;
         }
         let lines = present.entry((c.table, c.name.as_str())).or_default();
         match there {
-            None => b.base.ops.push(Op::Write(c.clone())),
+            None => b.base.ops.push(Op::Write(Cow::Borrowed(c))),
             Some(rules) if rules.ends_with(&c.rules) => {
                 for rule in &rules[..rules.len() - c.rules.len()] {
                     *lines.entry(rule.as_str()).or_default() += 1;
@@ -334,7 +344,7 @@ pub fn plan_full(
         for c in &rules.chains {
             wanted.insert((c.table, c.name.as_str()));
             if saved.chain(c.table, &c.name) != Some(&c.rules) {
-                unit.ops.push(Op::Write(c.clone()));
+                unit.ops.push(Op::Write(Cow::Borrowed(c)));
             }
         }
         for d in &rules.dispatch {
@@ -343,7 +353,7 @@ pub fn plan_full(
             }
             let lines = present.entry((d.table, d.chain)).or_default();
             if !take(lines, &d.rule) {
-                unit.ops.push(Op::Insert { table: d.table, chain: d.chain.to_string(), rule: d.rule.clone() });
+                unit.ops.push(Op::Insert { table: d.table, chain: d.chain, rule: &d.rule });
             }
         }
         b.services.push(unit);
@@ -358,18 +368,18 @@ pub fn plan_full(
             .map(|d| d.rule.clone())
             .collect();
         rules.extend(c.rules.iter().cloned());
-        b.rewrites.ops.push(Op::Write(Chain { table: c.table, name: c.name.clone(), rules }));
+        b.rewrites.ops.push(Op::Write(Cow::Owned(Chain { table: c.table, name: c.name.clone(), rules })));
     }
 
     // Rules left over in dispatch chains: services that are gone, or stray copies.
-    let mut strays: Vec<(&(Table, &str), &Present)> = present.iter().collect();
-    strays.sort_by_key(|(key, _)| **key);
+    let mut strays: Vec<((Table, &'a str), Present<'a>)> = present.into_iter().collect();
+    strays.sort_by_key(|(key, _)| *key);
     for ((table, chain), lines) in strays {
-        let mut lines: Vec<(&&str, &usize)> = lines.iter().collect();
+        let mut lines: Vec<(&str, usize)> = lines.into_iter().collect();
         lines.sort();
         for (rule, n) in lines {
-            for _ in 0..*n {
-                b.removes.push(Op::Remove { table: *table, chain: chain.to_string(), rule: rule.to_string() });
+            for _ in 0..n {
+                b.removes.push(Op::Remove { table, chain, rule });
             }
         }
     }
@@ -387,7 +397,7 @@ pub fn plan_full(
                 if (wanted && seen.insert(rule.as_str())) || !super::rules::is_our_jump(rule) {
                     continue;
                 }
-                b.removes.push(Op::Remove { table, chain: chain.clone(), rule: rule.clone() });
+                b.removes.push(Op::Remove { table, chain: chain.as_str(), rule: rule.as_str() });
             }
         }
     }
@@ -399,7 +409,7 @@ pub fn plan_full(
     }
     // Each goes to the top: insert the last first, so they read in the listed order.
     for j in missing.into_iter().rev() {
-        b.jumps.ops.push(Op::Insert { table: j.table, chain: j.chain.to_string(), rule: j.rule.clone() });
+        b.jumps.ops.push(Op::Insert { table: j.table, chain: j.chain, rule: &j.rule });
     }
 
     // Chains of podlab that nothing wants any more.
@@ -419,6 +429,8 @@ pub fn plan_full(
     b.finish()
 }
 
+static EMPTY: ServiceRules = ServiceRules { chains: Vec::new(), dispatch: Vec::new() };
+
 /// One service port that changed since the last sync: what it had, what it has now.
 #[derive(Debug, Clone, Copy)]
 pub struct Change<'a> {
@@ -428,17 +440,18 @@ pub struct Change<'a> {
 
 /// A partial sync: only the service ports in `changes` differ from what was written last time
 /// (and is taken to be in the kernel still).
-pub fn plan_partial(changes: &[Change]) -> Plan {
+pub fn plan_partial<'a>(changes: &[Change<'a>]) -> Plan<'a> {
     let mut b = Builder::default();
-    let empty = ServiceRules::default();
+    let empty: &ServiceRules = &EMPTY;
     for change in changes {
-        let (old, new) = (change.old.unwrap_or(&empty), change.new.unwrap_or(&empty));
+        let (old, new): (&'a ServiceRules, &'a ServiceRules) =
+            (change.old.unwrap_or(empty), change.new.unwrap_or(empty));
         let mut unit = Unit::default();
         let had: HashMap<(Table, &str), &Vec<String>> =
             old.chains.iter().map(|c| ((c.table, c.name.as_str()), &c.rules)).collect();
         for c in &new.chains {
             if had.get(&(c.table, c.name.as_str())) != Some(&&c.rules) {
-                unit.ops.push(Op::Write(c.clone()));
+                unit.ops.push(Op::Write(Cow::Borrowed(c)));
             }
         }
         let keep: HashSet<(Table, &str)> = new.chains.iter().map(|c| (c.table, c.name.as_str())).collect();
@@ -452,13 +465,13 @@ pub fn plan_partial(changes: &[Change]) -> Plan {
         for d in &new.dispatch {
             let lines = present.entry((d.table, d.chain)).or_default();
             if !take(lines, &d.rule) {
-                unit.ops.push(Op::Insert { table: d.table, chain: d.chain.to_string(), rule: d.rule.clone() });
+                unit.ops.push(Op::Insert { table: d.table, chain: d.chain, rule: &d.rule });
             }
         }
         for d in &old.dispatch {
             let lines = present.entry((d.table, d.chain)).or_default();
             if take(lines, &d.rule) {
-                b.removes.push(Op::Remove { table: d.table, chain: d.chain.to_string(), rule: d.rule.clone() });
+                b.removes.push(Op::Remove { table: d.table, chain: d.chain, rule: &d.rule });
             }
         }
         b.services.push(unit);
@@ -610,7 +623,8 @@ mod tests {
         let rules: Vec<ServiceRules> = ports.iter().map(|p| rules::service_rules(p, &o)).collect();
         let refs: Vec<&ServiceRules> = rules.iter().collect();
         let mut kernel = empty_kernel();
-        let plan = plan_full(&kernel, &base, &refs, &rules::jumps(), &owned());
+        let jumps = rules::jumps();
+        let plan = plan_full(&kernel, &base, &refs, &jumps, &owned());
         let texts = plan.batches(Some(30));
         assert!(texts.len() > 3, "{} batches", texts.len());
         // Applying them one by one, every rule jumps to a chain that exists.
@@ -644,8 +658,9 @@ mod tests {
         kernel.nat.chains.insert("KUBE-SVC-OLDOLDOLDOLDOLDO".into(), vec!["-j RETURN".into()]);
         let jump = rules::jumps()[7].rule.clone();
         kernel.nat.chains.get_mut("PREROUTING").unwrap().push(jump);
-        let plan = plan_full(&kernel, &base, &refs, &rules::jumps(), &owned());
-        for text in plan.batches(None) {
+        let jumps = rules::jumps();
+        let texts = plan_full(&kernel, &base, &refs, &jumps, &owned()).batches(None);
+        for text in texts {
             apply(&mut kernel, &text);
         }
         assert_eq!(kernel.nat.chains[rules::SERVICES].len(), 2);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::backend::Backend;
 use super::model::{ProxyConfig, ServicePort, ServicePortName};
 use super::plan::{self, Change, Plan, Saved};
-use super::rules::{self, BaseChain, Options, ServiceRules};
+use super::rules::{self, BaseChain, Jump, Options, ServiceRules};
 use crate::error::{Error, IoContext, Result};
 use crate::explain;
 
@@ -54,8 +54,8 @@ pub struct Proxier {
     backend: Backend,
     opts: Options,
     base: Vec<BaseChain>,
-    /// What the last successful sync wrote, per service port (the rules of a port are kept
-    /// while it does not change).
+    jumps: Vec<Jump>,
+    /// The rules of each service port as of the last sync (kept while the port does not change).
     written: HashMap<ServicePortName, Written>,
     /// False until a full sync succeeds, and again after a failure: the kernel must be read.
     in_sync: bool,
@@ -78,7 +78,7 @@ impl Proxier {
         bridge_netfilter()?;
         opts.conntrack_liberal = read_sysctl("net.netfilter.nf_conntrack_tcp_be_liberal").is_some_and(|v| v != "0");
         let base = rules::base_chains(&opts);
-        Ok(Proxier { backend, opts, base, written: HashMap::new(), in_sync: false })
+        Ok(Proxier { backend, opts, base, jumps: rules::jumps(), written: HashMap::new(), in_sync: false })
     }
 
     pub fn backend(&self) -> Backend {
@@ -122,27 +122,32 @@ impl Proxier {
         let removed: Vec<ServicePortName> = self.written.keys().filter(|k| !seen.contains(k)).cloned().collect();
 
         let full = !self.in_sync;
-        let plan = if full {
-            let saved = self.saved();
-            let index: HashMap<&ServicePortName, usize> =
-                changed.iter().enumerate().map(|(i, (svc, _))| (&svc.name, i)).collect();
-            let all: Vec<&ServiceRules> = services
-                .iter()
-                .map(|s| match index.get(&s.name) {
-                    Some(i) => &changed[*i].1,
-                    None => &self.written[&s.name].rules,
-                })
-                .collect();
-            saved.map(|saved| plan::plan_full(&saved, &self.base, &all, &rules::jumps(), &rules::owned_chains()))
-        } else {
-            let mut changes: Vec<Change> = changed
-                .iter()
-                .map(|(svc, rules)| Change { old: self.written.get(&svc.name).map(|w| &w.rules), new: Some(rules) })
-                .collect();
-            changes.extend(removed.iter().map(|name| Change { old: Some(&self.written[name].rules), new: None }));
-            Ok(plan::plan_partial(&changes))
+        // A full sync compares with what the tables hold; if they cannot be read, nothing changes.
+        let saved = if full { Some(self.saved()?) } else { None };
+        let plan = match &saved {
+            Some(saved) => {
+                let index: HashMap<&ServicePortName, usize> =
+                    changed.iter().enumerate().map(|(i, (svc, _))| (&svc.name, i)).collect();
+                let all: Vec<&ServiceRules> = services
+                    .iter()
+                    .map(|s| match index.get(&s.name) {
+                        Some(i) => &changed[*i].1,
+                        None => &self.written[&s.name].rules,
+                    })
+                    .collect();
+                plan::plan_full(saved, &self.base, &all, &self.jumps, &rules::owned_chains())
+            }
+            None => {
+                let mut changes: Vec<Change> = changed
+                    .iter()
+                    .map(|(svc, rules)| Change { old: self.written.get(&svc.name).map(|w| &w.rules), new: Some(rules) })
+                    .collect();
+                changes.extend(removed.iter().map(|name| Change { old: Some(&self.written[name].rules), new: None }));
+                plan::plan_partial(&changes)
+            }
         };
-        let result = plan.and_then(|plan| self.apply(&plan).map(|restores| (plan.counts(), restores)));
+        let result = self.apply(&plan).map(|restores| (plan.counts(), restores));
+        drop(plan);
 
         // Keep the new rules even when the restore failed: they follow from the ports alone, and
         // the next sync, a full one, compares them with what the tables really hold.
