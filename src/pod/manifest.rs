@@ -1549,14 +1549,27 @@ pub fn validate_service(svc: &Service) -> Vec<(String, String)> {
     p.0
 }
 
-fn validate_service_port(port: &ServicePort, path: &str, count: usize, service_type: &str, p: &mut Problems) {
-    match port.name.as_deref().unwrap_or("") {
+/// What Service and Endpoints ports share: a DNS-label name (required once there are several),
+/// a port number and a protocol.
+fn check_named_port(
+    name: Option<&str>,
+    number: i32,
+    protocol: Option<&str>,
+    path: &str,
+    count: usize,
+    p: &mut Problems,
+) {
+    match name.unwrap_or("") {
         "" if count > 1 => p.add(format!("{path}.name"), "required: ports must be named when there is more than one"),
         "" => {}
         name => p.invalid(&format!("{path}.name"), name, check_dns1123_label(name)),
     }
-    check_port_number(i64::from(port.port), &format!("{path}.port"), p);
-    p.one_of(format!("{path}.protocol"), port.protocol.as_deref(), PROTOCOLS);
+    check_port_number(i64::from(number), &format!("{path}.port"), p);
+    p.one_of(format!("{path}.protocol"), protocol, PROTOCOLS);
+}
+
+fn validate_service_port(port: &ServicePort, path: &str, count: usize, service_type: &str, p: &mut Problems) {
+    check_named_port(port.name.as_deref(), port.port, port.protocol.as_deref(), path, count, p);
     match &port.target_port {
         // 0 and "" mean "same as port" (the API server fills that in).
         None | Some(IntOrString::Int(0)) => {}
@@ -1730,13 +1743,7 @@ fn check_endpoint_ip(text: &str) -> Vec<String> {
 }
 
 fn validate_endpoint_port(port: &EndpointPort, path: &str, count: usize, p: &mut Problems) {
-    match port.name.as_deref().unwrap_or("") {
-        "" if count > 1 => p.add(format!("{path}.name"), "required: ports must be named when there is more than one"),
-        "" => {}
-        name => p.invalid(&format!("{path}.name"), name, check_dns1123_label(name)),
-    }
-    check_port_number(i64::from(port.port), &format!("{path}.port"), p);
-    p.one_of(format!("{path}.protocol"), port.protocol.as_deref(), PROTOCOLS);
+    check_named_port(port.name.as_deref(), port.port, port.protocol.as_deref(), path, count, p);
     if let Some(app) = port.app_protocol.as_deref() {
         for reason in check_qualified_name(app) {
             p.add(format!("{path}.appProtocol"), format!("invalid value {app:?}: {reason}"));
