@@ -481,8 +481,20 @@ fn killed_agent_and_supervisor_are_repaired() {
         .parse()
         .unwrap();
     unsafe { libc::kill(sup, libc::SIGKILL) };
-    node.wait_pod("web", 30, "running again", |p| ready(p) && p["status"]["podIP"].is_string());
+    // Until the agent sees the kill, the API shows what the dead supervisor last saved: wait for
+    // the status the new supervisor saves.
+    let saved_by = || -> i32 {
+        let rec = std::fs::read_to_string(dir.join("status.json")).unwrap_or_default();
+        serde_json::from_str::<Value>(&rec).ok().and_then(|v| v["supervisor"][0].as_i64()).unwrap_or(0) as i32
+    };
+    node.wait_pod("web", 30, "running again", |p| {
+        ready(p) && p["status"]["podIP"].is_string() && ![0, sup].contains(&saved_by())
+    });
     let ip = node.pod("web")["status"]["podIP"].as_str().unwrap().to_string();
+    // The pod's MAC comes from its IP (0a:58 + the address), so an IP used again keeps its MAC.
+    let octets: Vec<String> = ip.split('.').map(|o| format!("{:02x}", o.parse::<u8>().unwrap())).collect();
+    let mac = node.exec("web", "writer", "cat /sys/class/net/eth0/address");
+    assert_eq!(text(&mac.stdout).trim(), format!("0a:58:{}", octets.join(":")), "{}", text(&mac.stderr));
     assert!(
         wait_until(10, || node.fetch(&format!("http://{ip}:8080/")).is_some_and(|b| b.contains("hello"))),
         "{}",

@@ -275,7 +275,7 @@ fn connect(
              (remove it with `ip link delete {host_veth}`)"
         )));
     }
-    link::create_veth(None, &host_veth, "eth0", Some(ns))?;
+    link::create_veth_with_mac(None, &host_veth, "eth0", Some(ns), Some(pod_mac(ip)))?;
     undo.veth = Some(host_veth.clone());
     link::add_addr(Some(ns), "eth0", &format!("{ip}/{prefix_len}"))?;
     link::set_up(Some(ns), "lo")?;
@@ -446,6 +446,15 @@ fn bridge_mac(bridge: &str, gateway: Ipv4Addr) -> [u8; 6] {
     [0x02, d[0], d[1], d[2], d[3], d[4]]
 }
 
+/// A pod's eth0 MAC address, from its IP: 0a:58 and the four bytes of the address (locally
+/// administered, unicast). An address taken again by a new pod (a repaired pod keeps its IP)
+/// comes with the same MAC, so the bridge's ARP entry for it stays right; with a random MAC
+/// the node would send to the old one until the entry went stale (15 to 45 s and more).
+pub fn pod_mac(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x0a, 0x58, o[0], o[1], o[2], o[3]]
+}
+
 /// `ip link set LINK address MAC`, unless it has that address already.
 fn ensure_mac(name: &str, mac: [u8; 6]) -> Result<()> {
     use futures::TryStreamExt;
@@ -465,8 +474,7 @@ fn ensure_mac(name: &str, mac: [u8; 6]) -> Result<()> {
     if current.as_deref() == Some(mac.as_slice()) {
         return Ok(());
     }
-    let text: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    explain::say(format!("ip link set {name} address {}", text.join(":")));
+    explain::say(format!("ip link set {name} address {}", link::mac_text(&mac)));
     netlink(&format!("cannot set the MAC address of {name}"), |handle| async move {
         handle.link().set(LinkUnspec::new_with_index(index).address(mac.to_vec()).build()).execute().await
     })

@@ -137,16 +137,32 @@ async fn index(handle: &Handle, name: &str) -> Nl<u32> {
 /// `peer_netns` the kernel creates the peer directly in that namespace (so it may be
 /// named like a host interface, e.g. eth0); with None both ends stay in `netns`.
 pub fn create_veth(netns: Option<&str>, name: &str, peer: &str, peer_netns: Option<&str>) -> Result<()> {
+    create_veth_with_mac(netns, name, peer, peer_netns, None)
+}
+
+/// [`create_veth`], the peer with the MAC address `peer_mac` instead of a random one
+/// (`... peer name PEER address MAC`).
+pub fn create_veth_with_mac(
+    netns: Option<&str>,
+    name: &str,
+    peer: &str,
+    peer_netns: Option<&str>,
+    peer_mac: Option<[u8; 6]>,
+) -> Result<()> {
     check_name(name)?;
     check_name(peer)?;
     let target = peer_netns.map(netns::open).transpose()?;
     let target_fd = target.as_ref().map(|f| f.as_raw_fd());
     let moved = peer_netns.map(|n| format!(" netns {n}")).unwrap_or_default();
-    explain::say(format!("{} link add {name} type veth peer name {peer}{moved}", ip(netns)));
+    let mac = peer_mac.map(|m| format!(" address {}", mac_text(&m))).unwrap_or_default();
+    explain::say(format!("{} link add {name} type veth peer name {peer}{mac}{moved}", ip(netns)));
     let result = netlink(netns, |handle| async move {
         let mut peer_msg = LinkUnspec::new_with_name(peer);
         if let Some(fd) = target_fd {
             peer_msg = peer_msg.setns_by_fd(fd);
+        }
+        if let Some(mac) = peer_mac {
+            peer_msg = peer_msg.address(mac.to_vec());
         }
         let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(name.to_string())
@@ -158,6 +174,11 @@ pub fn create_veth(netns: Option<&str>, name: &str, peer: &str, peer_netns: Opti
         let peer_place = place(peer_netns.or(netns));
         failed(format!("cannot create veth {name}{} with peer {peer}{peer_place}", place(netns)), e)
     })
+}
+
+/// A MAC address as `ip` prints it: "0a:58:0a:f4:00:02".
+pub fn mac_text(mac: &[u8]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// `ip link add NAME type bridge` (left down, like `ip` does).

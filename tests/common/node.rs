@@ -17,7 +17,9 @@ impl Node {
     pub fn start(name: &str) -> Node {
         let root = TestRoot::new(&format!("pods-{name}"));
         let netns = format!("plt-{name}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &netns]).status();
+        if std::path::Path::new("/run/netns").join(&netns).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &netns]).status();
+        }
         assert!(Command::new("ip").args(["netns", "add", &netns]).status().unwrap().success());
         let node = Node { root, netns };
         let out = node.podlab(&["image", "build", "busybox"]);
