@@ -487,9 +487,8 @@ fn killed_agent_and_supervisor_are_repaired() {
         let rec = std::fs::read_to_string(dir.join("status.json")).unwrap_or_default();
         serde_json::from_str::<Value>(&rec).ok().and_then(|v| v["supervisor"][0].as_i64()).unwrap_or(0) as i32
     };
-    node.wait_pod("web", 30, "running again", |p| {
-        ready(p) && p["status"]["podIP"].is_string() && ![0, sup].contains(&saved_by())
-    });
+    assert!(wait_until(30, || ![0, sup].contains(&saved_by())), "{}", node.debug());
+    node.wait_pod("web", 30, "running again", |p| ready(p) && p["status"]["podIP"].is_string());
     let ip = node.pod("web")["status"]["podIP"].as_str().unwrap().to_string();
     // The pod's MAC comes from its IP (0a:58 + the address), so an IP used again keeps its MAC.
     let octets: Vec<String> = ip.split('.').map(|o| format!("{:02x}", o.parse::<u8>().unwrap())).collect();
