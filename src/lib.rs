@@ -6,6 +6,7 @@
 //! (`doctor`, `reset`). See `design.md` in the project's shared notes and the README.
 
 pub mod boxrun;
+pub mod control;
 pub mod doctor;
 pub mod error;
 pub mod explain;
