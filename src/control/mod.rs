@@ -5,4 +5,5 @@
 //! through the API server's REST interface and watches it for changes. Nothing talks to
 //! anything else directly; the store is the one shared truth.
 
+pub mod api;
 pub mod store;

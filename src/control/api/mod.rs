@@ -1,0 +1,8 @@
+//! The API server: Kubernetes' REST interface over the store.
+//!
+//! Every object lives at a URL made of its group, version, resource, namespace and name
+//! (`/apis/apps/v1/namespaces/default/deployments/web`); the HTTP verb says what to do (GET,
+//! POST to create, PUT to replace, PATCH, DELETE), `?watch=1` turns a GET into a stream of
+//! changes. kubectl first reads *discovery* (`/api`, `/apis`) to learn which resources exist.
+
+pub mod resources;
