@@ -418,6 +418,30 @@ fn read_object(mut value: Value, report: &mut Report<'_>) -> Option<Object> {
     Some(object)
 }
 
+/// Check a JSON object against the schema of `T` as the API server decodes it: unknown fields
+/// (with the valid ones), wrong types, missing required fields. Each problem is a field path and
+/// a message; `value` is patched so that `T` can still be built from it. The schema of each type
+/// is generated once.
+pub fn check_fields<T: JsonSchema + 'static>(value: &mut Value) -> Vec<(String, String)> {
+    use std::any::TypeId;
+    use std::sync::Mutex;
+    static SCHEMAS: Mutex<Vec<(TypeId, &'static Value)>> = Mutex::new(Vec::new());
+    let root: &'static Value = {
+        let mut cache = SCHEMAS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match cache.iter().find(|(id, _)| *id == TypeId::of::<T>()) {
+            Some((_, schema)) => schema,
+            None => {
+                let schema: &'static Value = Box::leak(Box::new(schema_of::<T>()));
+                cache.push((TypeId::of::<T>(), schema));
+                schema
+            }
+        }
+    };
+    let mut walker = Walker { root, problems: Vec::new() };
+    walker.walk(root, value, "");
+    walker.problems
+}
+
 /// Find the kind from `apiVersion` and `kind`, reporting why it is not usable.
 fn identify(map: &Map<String, Value>, report: &mut Report<'_>) -> Option<Kind> {
     let api_version = string_field(map, "apiVersion", report);
@@ -908,6 +932,21 @@ const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
 enum NameRule {
     Subdomain,
     Dns1035,
+}
+
+/// The rules for any object's metadata: the name (a DNS subdomain, or a DNS-1035 label when
+/// `dns1035`, as Services need), namespace, labels and annotations.
+pub fn validate_object_meta(meta: &ObjectMeta, dns1035: bool) -> Vec<(String, String)> {
+    let mut p = Problems::default();
+    validate_metadata(meta, if dns1035 { NameRule::Dns1035 } else { NameRule::Subdomain }, &mut p);
+    p.0
+}
+
+/// The rules for a pod spec found at `path` (`spec.template.spec` of a Deployment).
+pub fn validate_pod_spec_at(spec: &PodSpec, path: &str) -> Vec<(String, String)> {
+    let mut p = Problems::default();
+    validate_pod_spec(spec, path, &mut p);
+    p.0
 }
 
 /// The rules for a Pod (paths relative to the object, such as `spec.containers[0].image`).

@@ -5,6 +5,8 @@
 //! POST to create, PUT to replace, PATCH, DELETE), `?watch=1` turns a GET into a stream of
 //! changes. kubectl first reads *discovery* (`/api`, `/apis`) to learn which resources exist.
 
+pub mod defaults;
+pub mod objects;
 pub mod path;
 pub mod resources;
 pub mod selector;
