@@ -5,8 +5,11 @@
 //! POST to create, PUT to replace, PATCH, DELETE), `?watch=1` turns a GET into a stream of
 //! changes. kubectl first reads *discovery* (`/api`, `/apis`) to learn which resources exist.
 
+pub mod alloc;
+pub mod crud;
 pub mod defaults;
 pub mod objects;
+pub mod patch;
 pub mod path;
 pub mod resources;
 pub mod selector;
