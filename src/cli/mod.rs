@@ -11,6 +11,7 @@ mod pod;
 mod podexec;
 mod podexplain;
 mod proxybench;
+mod server;
 mod svc;
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Commands {
     Inspect(pod::PodRef),
     /// The node agent (podlab's kubelet): runs the pods of a manifest directory.
     Node(node::NodeArgs),
+    /// The API server of a cluster: the Kubernetes REST API that kubectl drives.
+    Server(server::ServerArgs),
     /// Build a root filesystem from a recipe shipped with podlab (busybox).
     Rootfs {
         /// Recipe name.
@@ -144,6 +147,7 @@ pub fn main() -> i32 {
         Commands::Delete(args) => pod::delete(&dirs, args, cli.explain),
         Commands::Inspect(args) => pod::inspect(&dirs, args),
         Commands::Node(args) => node::run(&dirs, root.as_deref(), args, cli.explain),
+        Commands::Server(args) => server::run(&dirs, args),
         Commands::Doctor => doctor::run(),
         Commands::Reset => reset(&dirs),
         Commands::ProxyBench(args) => proxybench::run(args),

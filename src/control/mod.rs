@@ -6,4 +6,5 @@
 //! anything else directly; the store is the one shared truth.
 
 pub mod api;
+pub mod server;
 pub mod store;

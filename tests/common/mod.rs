@@ -2,6 +2,7 @@
 //! filesystem, and leak checks. Tests run as root on the real kernel.
 #![allow(dead_code)]
 
+pub mod apiserver;
 pub mod child;
 pub mod node;
 pub mod registry;

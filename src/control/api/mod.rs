@@ -8,9 +8,12 @@
 pub mod alloc;
 pub mod crud;
 pub mod defaults;
+pub mod http;
 pub mod objects;
 pub mod patch;
 pub mod path;
+pub mod render;
 pub mod resources;
 pub mod selector;
 pub mod status;
+pub mod watch;
