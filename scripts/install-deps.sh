@@ -5,7 +5,8 @@
 #   scripts/install-deps.sh            build tools, BusyBox, iproute2, iptables, ... and Rust
 #   scripts/install-deps.sh --bench    also hyperfine, runc, crun, umoci and jq (bench/run.sh)
 #   scripts/install-deps.sh --vm       also qemu, cpio and jq (the cgroup v2 VM test lane)
-#   scripts/install-deps.sh --test     also docker-registry, skopeo, runc, podman, umoci (registry and runtime tests)
+#   scripts/install-deps.sh --test     also docker-registry, skopeo, runc, podman, umoci, etcd-server
+#                                      and sqlite3 (registry, runtime and store tests)
 set -euo pipefail
 
 # Edition 2024 needs Rust 1.85 or newer.
@@ -24,7 +25,7 @@ for arg in "$@"; do
     --vm) vm=1 ;;
     --test) test=1 ;;
     -h | --help)
-      sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) die "unknown option $arg (known: --bench, --vm, --test)" ;;
@@ -39,7 +40,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 command -v apt-get >/dev/null 2>&1 ||
-  die "apt-get not found: this script knows Debian and Ubuntu only. Install by hand: a C compiler, pkg-config, a static BusyBox, iproute2, iptables, util-linux, procps, kmod, curl, and Rust >= ${MIN_RUST_MAJOR}.${MIN_RUST_MINOR}"
+  die "apt-get not found: this script knows Debian and Ubuntu only. Install by hand: a C compiler, pkg-config, protoc, a static BusyBox, iproute2, iptables, util-linux, procps, kmod, curl, and Rust >= ${MIN_RUST_MAJOR}.${MIN_RUST_MINOR}"
 
 # --- Packages ---------------------------------------------------------------------------
 packages=(
@@ -52,12 +53,13 @@ packages=(
   iputils-ping               # ping in the network lab
   kmod                       # modprobe (overlay, br_netfilter)
   curl ca-certificates       # rustup, and registries later
+  protobuf-compiler          # protoc: the etcd client crate generates its gRPC code at build time
 )
 if [ "$bench" = 1 ]; then
   packages+=(hyperfine runc crun jq umoci)
 fi
 if [ "$test" = 1 ]; then
-  packages+=(docker-registry skopeo runc podman umoci)
+  packages+=(docker-registry skopeo runc podman umoci etcd-server sqlite3)
 fi
 if [ "$vm" = 1 ]; then
   packages+=(qemu-system-x86 cpio jq)

@@ -7,6 +7,9 @@
 //! replays every change after a revision, then follows new ones, until old history is
 //! compacted away (410 Gone). SQLite (the default, like k3s's kine) and etcd implement it.
 
+pub mod etcd;
+pub mod sqlite;
+
 use std::sync::Arc;
 
 /// One cluster-wide change counter: the revision of a change, and an object's resourceVersion.
