@@ -40,6 +40,7 @@ impl Resource {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn r(
     group: &'static str,
     version: &'static str,

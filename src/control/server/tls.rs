@@ -58,20 +58,20 @@ impl TlsListener {
                         continue;
                     }
                 };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                if tx.is_closed() {
+                    return;
+                }
+                let (acceptor, conn_tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
+                            let _ = conn_tx.send((tls, peer)).await;
                         }
                         Ok(Err(e)) => tracing::debug!("TLS handshake with {peer}: {e}"),
                         Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
                     }
                 });
-                if tx.is_closed() {
-                    return;
-                }
             }
         });
         Ok(TlsListener { rx, local })
