@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -128,6 +129,8 @@ async fn list_pages(store: &SharedStore) {
     assert_eq!((keys(&page), page.more), (full(&["ns1/p2"]), true));
     let page = store.list(prefix, Some("/registry/a"), 1).await.unwrap();
     assert_eq!(keys(&page), full(&["ns1/p0"]));
+    let page = store.list(prefix, Some("/registry/z"), 1).await.unwrap();
+    assert_eq!((keys(&page), page.more), (vec![], false));
 
     // One namespace; the other resource; a deleted key is not listed.
     let ns2 = store.list(&format!("{prefix}ns2/"), None, 0).await.unwrap();
@@ -615,6 +618,11 @@ async fn sqlite_open_fails_with_a_clear_error() {
     std::fs::write(&junk, vec![0x55u8; 8192]).unwrap();
     let err = SqliteStore::open(&junk).err().expect("open of a file that is not a database must fail");
     assert!(err.to_string().contains("junk.db"), "the error names the file: {err}");
+    // A file from a newer podlab (a later layout) is not touched.
+    let newer = dir.0.join("newer.db");
+    rusqlite::Connection::open(&newer).unwrap().pragma_update(None, "user_version", 2).unwrap();
+    let err = SqliteStore::open(&newer).err().expect("open of a newer layout must fail");
+    assert!(err.to_string().contains("newer podlab"), "the error says why: {err}");
     dir.remove();
 }
 
@@ -663,7 +671,18 @@ impl Etcd {
         let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("etcd.log")).unwrap();
-        let child = Command::new(ETCD)
+        let mut command = Command::new(ETCD);
+        // If this test process dies without running Drop (killed), etcd dies with it.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .args(["--name", &self.name, "--data-dir"])
             .arg(self.dir.join("data"))
             .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])

@@ -235,6 +235,10 @@ impl Store for EtcdStore {
             }
             None => full,
         };
+        if end != [0] && start >= end {
+            // start_after is past every key under the prefix (etcd would refuse the range).
+            return Ok(Page { items: Vec::new(), revision: self.revision().await?, more: false });
+        }
         let options = GetOptions::new().with_range(end).with_limit(limit as i64);
         let mut kv = self.client.kv_client();
         let answer = self.call(&format!("cannot list {prefix}"), kv.get(start, Some(options))).await?;
@@ -342,6 +346,9 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: Revision) -> StoreResult<()> {
+        if revision <= 0 {
+            return Ok(());
+        }
         let mut kv = self.client.kv_client();
         let options = CompactionOptions::new().with_physical();
         match tokio::time::timeout(REQUEST_TIMEOUT, kv.compact(revision, Some(options))).await {

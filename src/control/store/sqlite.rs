@@ -53,6 +53,9 @@ const MAX_IDLE_READERS: usize = 8;
 /// How long a connection waits for a lock held by another before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The layout's version, kept in the file's `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -294,7 +297,14 @@ impl SqliteStore {
         // FULL: a write acknowledged is on disk (each commit syncs the WAL; group commit shares
         // that sync among the writes queued together).
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| backend(&what, e))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| backend(&what, e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "{what}: it was written by a newer podlab (schema {version}, this one knows {SCHEMA_VERSION}): upgrade podlab"
+            )));
+        }
         conn.execute_batch(SCHEMA).map_err(|e| backend(&format!("{what} (create its tables)"), e))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| backend(&what, e))?;
         let (commands, queue) = std_mpsc::channel();
         let writer = Writer { conn, watchers: Vec::new() };
         let handle = std::thread::Builder::new()
