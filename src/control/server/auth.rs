@@ -53,10 +53,21 @@ impl Tokens {
             let mut parts = line.splitn(4, ',');
             let (token, user) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             if token.is_empty() || user.is_empty() {
-                return Err(Error::invalid(format!("{}:{}: expected token,user,uid,\"groups\"", path.display(), i + 1)));
+                return Err(Error::invalid(format!(
+                    "{}:{}: expected token,user,uid,\"groups\"",
+                    path.display(),
+                    i + 1
+                )));
             }
             let _uid = parts.next();
-            let groups = parts.next().unwrap_or("").trim_matches('"').split(',').filter(|g| !g.is_empty()).map(String::from).collect();
+            let groups = parts
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .split(',')
+                .filter(|g| !g.is_empty())
+                .map(String::from)
+                .collect();
             out.push((token.to_string(), User { name: user.to_string(), groups }));
         }
         Ok(Tokens(out))

@@ -58,10 +58,13 @@ pub async fn open_store(spec: &str, dir: &std::path::Path) -> Result<SharedStore
         return Ok(Arc::new(SqliteStore::open(std::path::Path::new(path)).map_err(failed)?));
     }
     if let Some(hosts) = spec.strip_prefix("etcd://") {
-        let endpoints: Vec<String> = hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("http://{h}")).collect();
+        let endpoints: Vec<String> =
+            hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("http://{h}")).collect();
         return Ok(Arc::new(EtcdStore::connect(&endpoints, "/podlab").await.map_err(failed)?));
     }
-    Err(Error::invalid(format!("unknown store {spec:?}: use sqlite, sqlite:///path/to/file.db or etcd://host:2379[,host:2379]")))
+    Err(Error::invalid(format!(
+        "unknown store {spec:?}: use sqlite, sqlite:///path/to/file.db or etcd://host:2379[,host:2379]"
+    )))
 }
 
 /// Everything the server answers: health, discovery, objects; behind the token check.
@@ -83,7 +86,8 @@ pub async fn run(cfg: ServerConfig) -> Result<()> {
     let api = Api::new(store.clone());
     api.bootstrap().await.map_err(|e| Error::invalid(format!("cannot create the system namespaces: {e}")))?;
     let tokens = Arc::new(auth::Tokens::load_or_init(&cfg.dir.join("tokens.csv"))?);
-    let admin = tokens.admin().ok_or_else(|| Error::invalid("tokens.csv has no token of group system:masters"))?.to_string();
+    let admin =
+        tokens.admin().ok_or_else(|| Error::invalid("tokens.csv has no token of group system:masters"))?.to_string();
     let mut names = cfg.sans.clone();
     if !cfg.listen.ip().is_unspecified() {
         names.push(cfg.listen.ip().to_string());
@@ -103,7 +107,8 @@ pub async fn run(cfg: ServerConfig) -> Result<()> {
     std::fs::write(&addr_file, format!("{url}\n")).ctx("write", &addr_file)?;
     tracing::info!("API server on {url} (store {}), admin kubeconfig {}", cfg.store, cfg.kubeconfig_out.display());
     tokio::spawn(compact_loop(store));
-    let listener = tls::TlsListener::new(tcp, tls::config(&pki)?).map_err(|e| Error::invalid(format!("cannot serve TLS: {e}")))?;
+    let listener =
+        tls::TlsListener::new(tcp, tls::config(&pki)?).map_err(|e| Error::invalid(format!("cannot serve TLS: {e}")))?;
     axum::serve(listener, app(api, tokens)).await.map_err(|e| Error::invalid(format!("the API server stopped: {e}")))
 }
 

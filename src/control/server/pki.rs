@@ -9,7 +9,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
+};
 
 use crate::error::{Error, IoContext, Result};
 
@@ -53,7 +56,14 @@ pub fn ensure(dir: &Path, names: &[String]) -> Result<Pki> {
         fs::write(&ca_crt, cert.pem()).ctx("write", &ca_crt)?;
         let _ = fs::remove_file(p("server.crt"));
     }
-    let mut all: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "kubernetes".into(), "kubernetes.default".into(), "kubernetes.default.svc".into(), "10.96.0.1".into()];
+    let mut all: Vec<String> = vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "10.96.0.1".into(),
+    ];
     for n in names {
         if !all.contains(n) {
             all.push(n.clone());
@@ -67,14 +77,17 @@ pub fn ensure(dir: &Path, names: &[String]) -> Result<Pki> {
         // The CA's name and key identify it as the issuer (the same parameters that made it).
         let issuer = Issuer::new(ca_params()?, ca_kp);
         let key = KeyPair::generate().map_err(|e| failed("make the server key", e))?;
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| failed("make the server certificate", e))?;
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(|e| failed("make the server certificate", e))?;
         params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.not_after = rcgen::date_time_ymd(2035, 1, 1);
         for n in &all {
             params.subject_alt_names.push(match n.parse::<std::net::IpAddr>() {
                 Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(n.clone().try_into().map_err(|e| failed(&format!("use {n:?} as a DNS name"), e))?),
+                Err(_) => {
+                    SanType::DnsName(n.clone().try_into().map_err(|e| failed(&format!("use {n:?} as a DNS name"), e))?)
+                }
             });
         }
         let cert = params.signed_by(&key, &issuer).map_err(|e| failed("sign the server certificate", e))?;
