@@ -131,6 +131,15 @@ fn kubectl_creates_reads_changes_and_deletes_objects() {
     assert_eq!(rest["items"].as_array().unwrap().len(), 2, "{rest}");
     assert!(rest["metadata"].get("continue").is_none_or(Value::is_null));
 
+    // The store is an SQLite file a learner can read.
+    let db = s.root.dir.join("lib/server/store.db");
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT name FROM log WHERE name LIKE '/registry/core/pods/%' AND deleted = 0 ORDER BY id DESC LIMIT 1")
+        .output()
+        .expect("run sqlite3 (scripts/install-deps.sh --test installs it)");
+    assert_eq!(text(&out.stdout).trim(), "/registry/core/pods/default/web", "{}", text(&out.stderr));
+
     // Delete: a pod on no node goes at once.
     s.kubectl_ok(&["delete", "pod", "web"]);
     let out = s.kubectl(&["get", "pod", "web"]);
@@ -221,6 +230,21 @@ fn watch_events(s: &Server, path: &str, secs: u32) -> Vec<(String, String)> {
 #[test]
 fn watches_see_changes_filter_by_label_and_resume_after_a_restart() {
     let mut s = Server::start("watch");
+    watch_flow(&mut s);
+}
+
+#[test]
+fn the_same_on_etcd() {
+    let etcd = common::etcd::Etcd::start("api-watch");
+    let mut s = Server::start_with("etcd", &format!("etcd://127.0.0.1:{}", etcd.client_port));
+    watch_flow(&mut s);
+    s.kubectl_ok(&["create", "deployment", "app", "--image=busybox:1.36"]);
+    assert_eq!(s.kubectl_ok(&["get", "deploy", "-o", "name"]).trim(), "deployment.apps/app");
+    s.stop();
+    etcd.remove();
+}
+
+fn watch_flow(s: &mut Server) {
     let rv = s.get_json("/api/v1/namespaces/default/configmaps")["metadata"]["resourceVersion"]
         .as_str()
         .unwrap()
@@ -256,11 +280,11 @@ fn watches_see_changes_filter_by_label_and_resume_after_a_restart() {
     // After a restart the history is still there: a watch from before replays it.
     s.stop();
     s.launch();
-    let ev = watch_events(&s, &format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}"), 2);
+    let ev = watch_events(s, &format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}"), 2);
     let names: Vec<String> = ev.iter().map(|(t, n)| format!("{t} {n}")).collect();
     assert_eq!(names, ["ADDED a", "MODIFIED a", "ADDED b", "DELETED a"], "after restart");
     // Without a resourceVersion: the current state first.
-    let ev = watch_events(&s, "/api/v1/namespaces/default/configmaps?watch=1", 2);
+    let ev = watch_events(s, "/api/v1/namespaces/default/configmaps?watch=1", 2);
     assert!(ev.contains(&("ADDED".to_string(), "b".to_string())) && ev.len() >= 2, "{ev:?}");
 }
 

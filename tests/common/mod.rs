@@ -4,6 +4,7 @@
 
 pub mod apiserver;
 pub mod child;
+pub mod etcd;
 pub mod node;
 pub mod registry;
 
