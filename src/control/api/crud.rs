@@ -326,9 +326,8 @@ impl Api {
         let name = t.name()?.to_string();
         for _ in 0..10 {
             let (current, rev) = self.read(r, t.namespace.as_deref(), &name).await?;
-            let patched = super::patch::apply(r, &current, body, ty).map_err(|e| {
-                ApiError::new(422, "Invalid", format!("the patch of {} {name:?} cannot be applied: {e}", r.plural))
-            })?;
+            let patched = super::patch::apply(r, &current, body, ty)
+                .map_err(|e| ApiError::from_patch(&e, &format!("{} {name:?}", r.plural)))?;
             let pinned = match patched["metadata"]["resourceVersion"].as_str() {
                 Some(rv) if rv != rev.to_string() => return Err(ApiError::conflict(r.plural, &name)),
                 _ => false,

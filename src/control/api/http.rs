@@ -178,14 +178,11 @@ async fn dispatch(
             if sub.as_deref() == Some("scale") {
                 let main = Target { subresource: None, ..t.clone() };
                 let current = scale_of(&api.get(&main).await?);
-                let scale_resource = super::resources::find("", "pods").unwrap_or(t.resource);
-                let patched = super::patch::apply(
-                    scale_resource,
-                    &current,
-                    &body,
-                    if ty == PatchType::Strategic { PatchType::Merge } else { ty },
-                )
-                .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+                // A Scale has no lists to merge: a strategic patch of it is a merge patch.
+                let scale_resource = t.resource;
+                let scale_ty = if ty == PatchType::Strategic { PatchType::Merge } else { ty };
+                let patched = super::patch::apply(scale_resource, &current, &body, scale_ty)
+                    .map_err(|e| ApiError::from_patch(&e, "the scale"))?;
                 return ok(set_scale(&api, &t, &patched).await?);
             }
             ok(api.patch(&t, &body, ty, strict(&q), sub.as_deref()).await?)

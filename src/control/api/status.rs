@@ -82,6 +82,18 @@ impl ApiError {
         ApiError::new(500, "InternalError", message)
     }
 
+    /// An error of a PATCH body, with the code the patch module gives it.
+    pub fn from_patch(e: &super::patch::PatchError, what: &str) -> ApiError {
+        let code = e.status();
+        let reason = match code {
+            400 => "BadRequest",
+            413 => "RequestEntityTooLarge",
+            415 => "UnsupportedMediaType",
+            _ => "Invalid",
+        };
+        ApiError::new(code, reason, format!("the patch of {what} cannot be applied: {e}"))
+    }
+
     /// The Status object.
     pub fn status(&self) -> Value {
         let mut s = json!({
