@@ -5,4 +5,7 @@
 //! POST to create, PUT to replace, PATCH, DELETE), `?watch=1` turns a GET into a stream of
 //! changes. kubectl first reads *discovery* (`/api`, `/apis`) to learn which resources exist.
 
+pub mod discovery;
+pub mod openapi;
 pub mod resources;
+pub mod table;
