@@ -8,12 +8,15 @@
 pub mod alloc;
 pub mod crud;
 pub mod defaults;
+pub mod discovery;
 pub mod http;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod path;
 pub mod render;
 pub mod resources;
 pub mod selector;
 pub mod status;
+pub mod table;
 pub mod watch;

@@ -73,7 +73,7 @@ pub fn app(api: Arc<Api>, tokens: Arc<auth::Tokens>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
-        // .merge(crate::control::api::discovery::routes())
+        .merge(crate::control::api::discovery::routes())
         .merge(crate::control::api::http::routes(api))
         .layer(axum::middleware::from_fn_with_state(tokens, auth::authenticate))
 }
