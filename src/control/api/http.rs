@@ -122,6 +122,14 @@ async fn dispatch(
     body: Bytes,
 ) -> ApiResult<Response> {
     let sub = t.subresource.clone();
+    let ct = header(&h, "content-type");
+    if !body.is_empty() && matches!(method.as_str(), "POST" | "PUT") && !ct.is_empty() && !ct.starts_with("application/json") && !ct.starts_with("*/*") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format ({ct}): accepted media types are application/json"),
+        ));
+    }
     let accept = header(&h, "accept").to_string();
     let ok = |v: Value| Ok(json_response(StatusCode::OK, v));
     match (method.as_str(), t.name.is_some(), sub.as_deref()) {
