@@ -330,3 +330,45 @@ fn requests_without_a_valid_token_are_refused() {
     ]);
     assert_eq!(text(&out.stdout), "413");
 }
+
+#[test]
+fn a_watch_from_compacted_history_gets_410_gone() {
+    let mut s = Server::start("gone");
+    s.stop();
+    s.extra = vec!["--compaction-interval".into(), "500ms".into()];
+    s.launch();
+    let cm = |name: &str| format!(r#"{{"metadata":{{"name":"{name}"}}}}"#);
+    let post = |name: &str| {
+        s.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &cm(name),
+            "/api/v1/namespaces/default/configmaps",
+        ])
+    };
+    let first = json(&text(&post("old").stdout));
+    let rv = first["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    post("newer");
+    // Two intervals later the history before `newer` is gone.
+    common::apiserver::sleep_ms(1600);
+    let out = s.curl(&[
+        "-N",
+        "--max-time",
+        "3",
+        &format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}"),
+    ]);
+    let line = text(&out.stdout);
+    let ev = json(line.lines().next().unwrap_or("{}"));
+    assert_eq!(ev["type"], "ERROR", "{line}");
+    assert_eq!(
+        (ev["object"]["code"].as_i64(), ev["object"]["reason"].as_str()),
+        (Some(410), Some("Expired")),
+        "{line}"
+    );
+    // A list and a watch from now work.
+    let list = s.get_json("/api/v1/namespaces/default/configmaps");
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+}

@@ -21,6 +21,9 @@ pub struct ServerArgs {
     /// Another DNS name or IP address for the server's certificate (repeatable).
     #[arg(long = "san")]
     pub sans: Vec<String>,
+    /// How often old history is compacted (watches from before it get 410 Gone): 5m, 30s, 1s.
+    #[arg(long, default_value = "5m")]
+    pub compaction_interval: String,
 }
 
 pub fn run(dirs: &StateDirs, args: ServerArgs) -> anyhow::Result<i32> {
@@ -36,6 +39,9 @@ pub fn run(dirs: &StateDirs, args: ServerArgs) -> anyhow::Result<i32> {
     cfg.listen = args.listen;
     cfg.store = args.store;
     cfg.sans = args.sans;
+    let every = super::node::millis(&args.compaction_interval).context("--compaction-interval")?;
+    anyhow::ensure!(every > 0, "--compaction-interval must be more than 0");
+    cfg.compaction_interval = std::time::Duration::from_millis(every);
     if let Some(k) = args.kubeconfig_out {
         cfg.kubeconfig_out = std::path::absolute(&k).unwrap_or(k);
     }

@@ -14,6 +14,8 @@ pub struct Server {
     pub kubeconfig: PathBuf,
     pub url: String,
     pub store: String,
+    /// Extra arguments of `podlab server`.
+    pub extra: Vec<String>,
 }
 
 impl Server {
@@ -24,7 +26,8 @@ impl Server {
     pub fn start_with(name: &str, store: &str) -> Server {
         let root = TestRoot::new(&format!("api-{name}"));
         let kubeconfig = root.dir.join("admin.kubeconfig");
-        let mut s = Server { root, child: None, kubeconfig, url: String::new(), store: store.to_string() };
+        let mut s =
+            Server { root, child: None, kubeconfig, url: String::new(), store: store.to_string(), extra: Vec::new() };
         s.launch();
         s
     }
@@ -43,6 +46,7 @@ impl Server {
             .root
             .cmd(&["server", "--listen", &listen, "--store", &self.store, "--kubeconfig-out"])
             .arg(&self.kubeconfig)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -123,11 +123,18 @@ async fn dispatch(
 ) -> ApiResult<Response> {
     let sub = t.subresource.clone();
     let ct = header(&h, "content-type");
-    if !body.is_empty() && matches!(method.as_str(), "POST" | "PUT") && !ct.is_empty() && !ct.starts_with("application/json") && !ct.starts_with("*/*") {
+    if !body.is_empty()
+        && matches!(method.as_str(), "POST" | "PUT")
+        && !ct.is_empty()
+        && !ct.starts_with("application/json")
+        && !ct.starts_with("*/*")
+    {
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format ({ct}): accepted media types are application/json"),
+            format!(
+                "the body of the request was in an unknown format ({ct}): accepted media types are application/json"
+            ),
         ));
     }
     let accept = header(&h, "accept").to_string();
@@ -159,6 +166,21 @@ async fn dispatch(
             ok(super::render::one(t.resource, &v, &accept, &q))
         }
         ("GET", true, Some("scale")) => ok(scale_of(&api.get(&t).await?)),
+        ("GET" | "POST", true, Some("log" | "exec")) => {
+            let main = Target { subresource: None, ..t.clone() };
+            let pod = api.get(&main).await?;
+            let name = main.name()?;
+            match pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                None => Err(ApiError::bad_request(format!(
+                    "pod {name} is not scheduled to a node yet: it has no logs and runs nothing"
+                ))),
+                Some(node) => Err(ApiError::new(
+                    503,
+                    "ServiceUnavailable",
+                    format!("pod {name} runs on node {node}, and this server cannot reach node kubelets yet"),
+                )),
+            }
+        }
         ("POST", false, None) => {
             let v = api.create(&t, &body, strict(&q), dry_run(&q)).await?;
             Ok(json_response(StatusCode::CREATED, v))

@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub kubeconfig_out: PathBuf,
     /// Extra names and addresses for the serving certificate.
     pub sans: Vec<String>,
+    /// How often history is compacted (kube-apiserver's --etcd-compaction-interval): each time,
+    /// the history before the revision seen one interval earlier goes.
+    pub compaction_interval: Duration,
 }
 
 impl ServerConfig {
@@ -43,6 +46,7 @@ impl ServerConfig {
             dir,
             store: "sqlite".into(),
             sans: Vec::new(),
+            compaction_interval: Duration::from_secs(300),
         }
     }
 }
@@ -106,17 +110,17 @@ pub async fn run(cfg: ServerConfig) -> Result<()> {
     let addr_file = cfg.dir.join("server.addr");
     std::fs::write(&addr_file, format!("{url}\n")).ctx("write", &addr_file)?;
     tracing::info!("API server on {url} (store {}), admin kubeconfig {}", cfg.store, cfg.kubeconfig_out.display());
-    tokio::spawn(compact_loop(store));
+    tokio::spawn(compact_loop(store, cfg.compaction_interval));
     let listener =
         tls::TlsListener::new(tcp, tls::config(&pki)?).map_err(|e| Error::invalid(format!("cannot serve TLS: {e}")))?;
     axum::serve(listener, app(api, tokens)).await.map_err(|e| Error::invalid(format!("the API server stopped: {e}")))
 }
 
-/// Every 5 minutes, forget history older than the revision seen 5 minutes before.
-async fn compact_loop(store: SharedStore) {
+/// Every `every`, forget history older than the revision seen one interval before.
+async fn compact_loop(store: SharedStore, every: Duration) {
     let mut previous = None;
     loop {
-        tokio::time::sleep(Duration::from_secs(300)).await;
+        tokio::time::sleep(every).await;
         if let Some(rev) = previous {
             if let Err(e) = store.compact(rev).await {
                 tracing::warn!("compaction to revision {rev}: {e}");
