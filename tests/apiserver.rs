@@ -250,7 +250,7 @@ fn watch_flow(s: &mut Server) {
         .unwrap()
         .to_string();
     // kubectl get -w sees ADDED, MODIFIED and DELETED as they happen.
-    let mut w = s.spawn_kubectl(&["get", "configmaps", "--watch", "--output-watch-events", "-o", "json"]);
+    let w = s.spawn_kubectl(&["get", "configmaps", "--watch", "--output-watch-events", "-o", "json"]);
     common::apiserver::sleep_ms(1500);
     s.kubectl_ok(&["create", "configmap", "a", "--from-literal=k=1"]);
     s.kubectl_ok(&["label", "configmap", "a", "app=x"]);
@@ -271,7 +271,7 @@ fn watch_flow(s: &mut Server) {
 
     // A label selector: the pod leaving the selection arrives as DELETED.
     let ev = watch_events(
-        &s,
+        s,
         &format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&labelSelector=app%3Dx"),
         2,
     );

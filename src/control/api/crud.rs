@@ -288,17 +288,16 @@ impl Api {
             objects::validate(r, &merged)?;
             let key = object_key(r, t.namespace.as_deref(), &name);
             // The last finalizer removed from an object being deleted: it goes now.
-            if merged["metadata"]["deletionTimestamp"].is_string() && finalizers(&merged).is_empty() {
-                if r.kind != "Pod" || merged["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
-                    return match self.store.delete(&key, Some(rev)).await {
-                        Ok((drev, _)) => {
-                            set_rv(&mut merged, drev);
-                            Ok(merged)
-                        }
-                        Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
-                        Err(e) => Err(ApiError::from_store(e, r.plural, &name)),
-                    };
-                }
+            let off_node = r.kind != "Pod" || merged["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+            if merged["metadata"]["deletionTimestamp"].is_string() && finalizers(&merged).is_empty() && off_node {
+                return match self.store.delete(&key, Some(rev)).await {
+                    Ok((drev, _)) => {
+                        set_rv(&mut merged, drev);
+                        Ok(merged)
+                    }
+                    Err(StoreError::Conflict { .. }) if expected.is_none() => continue,
+                    Err(e) => Err(ApiError::from_store(e, r.plural, &name)),
+                };
             }
             match self.store.update(&key, to_stored(&merged), rev).await {
                 Ok(nrev) => {
