@@ -12,10 +12,10 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::any;
 use podlab::control::api::discovery;
 use podlab::control::api::resources::find;
 use podlab::control::api::table::{IncludeObject, table, wants_table};
@@ -67,7 +67,7 @@ fn accept(h: &HeaderMap) -> &str {
     h.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-async fn list_pods(State(s): State<Arc<Stub>>, h: HeaderMap) -> Response {
+async fn list_pods(s: Arc<Stub>, h: HeaderMap) -> Response {
     let pods: Vec<Value> = s.pods.lock().unwrap().values().cloned().collect();
     let meta = json!({"resourceVersion": "7"});
     if wants_table(accept(&h)) {
@@ -77,7 +77,7 @@ async fn list_pods(State(s): State<Arc<Stub>>, h: HeaderMap) -> Response {
     axum::Json(json!({"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": pods})).into_response()
 }
 
-async fn get_pod(State(s): State<Arc<Stub>>, Path((_ns, name)): Path<(String, String)>, h: HeaderMap) -> Response {
+async fn get_pod(s: Arc<Stub>, name: String, h: HeaderMap) -> Response {
     let Some(pod) = s.pods.lock().unwrap().get(&name).cloned() else { return not_found(&name) };
     if wants_table(accept(&h)) {
         let r = find("", "pods").unwrap();
@@ -86,7 +86,7 @@ async fn get_pod(State(s): State<Arc<Stub>>, Path((_ns, name)): Path<(String, St
     axum::Json(pod).into_response()
 }
 
-async fn create_pod(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
+async fn create_pod(s: Arc<Stub>, body: Bytes) -> Response {
     let mut pod: Value = serde_json::from_slice(&body).unwrap();
     let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
     pod["metadata"]["uid"] = json!("2");
@@ -96,18 +96,36 @@ async fn create_pod(State(s): State<Arc<Stub>>, body: Bytes) -> Response {
     (StatusCode::CREATED, axum::Json(pod)).into_response()
 }
 
-async fn patch_pod(
-    State(s): State<Arc<Stub>>,
-    Path((_ns, name)): Path<(String, String)>,
-    h: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn patch_pod(s: Arc<Stub>, name: String, h: HeaderMap, body: Bytes) -> Response {
     let ct = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     s.patches.lock().unwrap().push((ct, String::from_utf8_lossy(&body).into_owned()));
     match s.pods.lock().unwrap().get(&name).cloned() {
         Some(pod) => axum::Json(pod).into_response(),
         None => not_found(&name),
     }
+}
+
+/// `/api/v1/{*rest}`, routed the way the API server routes it (so the discovery routes are
+/// shown to merge with it): only `namespaces/NS/pods[/NAME]` is served here.
+async fn core(
+    State(s): State<Arc<Stub>>,
+    method: Method,
+    Path(rest): Path<String>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parts: Vec<&str> = rest.split('/').collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["namespaces", _, "pods"]) => list_pods(s, h).await,
+        ("POST", ["namespaces", _, "pods"]) => create_pod(s, body).await,
+        ("GET", ["namespaces", _, "pods", name]) => get_pod(s, name.to_string(), h).await,
+        ("PATCH", ["namespaces", _, "pods", name]) => patch_pod(s, name.to_string(), h, body).await,
+        _ => not_found(&rest),
+    }
+}
+
+async fn grouped(Path((_g, _v, rest)): Path<(String, String, String)>) -> Response {
+    not_found(&rest)
 }
 
 async fn record(State(s): State<Arc<Stub>>, req: Request, next: Next) -> Response {
@@ -129,8 +147,8 @@ impl Server {
         let stub = Arc::new(Stub::default());
         stub.pods.lock().unwrap().insert("web".into(), web_pod());
         let pods = Router::new()
-            .route("/api/v1/namespaces/{ns}/pods", get(list_pods).post(create_pod))
-            .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod).patch(patch_pod))
+            .route("/api/v1/{*rest}", any(core))
+            .route("/apis/{group}/{version}/{*rest}", any(grouped))
             .with_state(stub.clone());
         let app = discovery::routes().merge(pods).layer(axum::middleware::from_fn_with_state(stub.clone(), record));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
