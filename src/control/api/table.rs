@@ -942,7 +942,7 @@ fn lease_cells(l: &Lease, now: SystemTime) -> Vec<Value> {
     vec![json!(name(&l.metadata)), json!(holder), age(&l.metadata, now)]
 }
 
-/// `kind/name` (lower-case kind) of the object an event is about.
+/// An event's cells; OBJECT is the object it is about as `kind/name` (kind in lower case).
 fn event_cells(e: &Event, now: SystemTime) -> Vec<Value> {
     let first = match &e.first_timestamp {
         Some(t) => since(Some(&t.0), now),
