@@ -535,6 +535,13 @@ async fn get_v3_group(
     v3_answer(&v3_key(&group, &version), &q, &h)
 }
 
+/// Build and cache every OpenAPI document now (about 0.3 s of CPU in a debug build) rather than
+/// on kubectl's first `explain` or `apply`; call it from a blocking task at start-up.
+pub fn prepare() {
+    v3();
+    v2();
+}
+
 /// The OpenAPI endpoints (merged into [`super::discovery::routes`]).
 pub fn routes() -> Router {
     Router::new()

@@ -510,7 +510,7 @@ pub fn pod_summary(pod: &Pod) -> PodSummary {
     // An init container with restartPolicy Always is a sidecar: it counts as a container.
     let sidecar =
         |name: &str| init_specs.iter().any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"));
-    let mut total = spec.containers.len() + init_specs.iter().filter(|c| sidecar(&c.name)).count();
+    let total = spec.containers.len() + init_specs.iter().filter(|c| sidecar(&c.name)).count();
     let mut ready = 0;
     let (mut restarts, mut sidecar_restarts) = (0i64, 0i64);
     let (mut last_restart, mut last_sidecar_restart) = (None, None);
@@ -583,7 +583,6 @@ pub fn pod_summary(pod: &Pod) -> PodSummary {
             reason = "Terminating".into();
         }
     }
-    total = total.max(ready);
     PodSummary { ready, total, status: reason, restarts, last_restart }
 }
 
@@ -943,7 +942,7 @@ fn lease_cells(l: &Lease, now: SystemTime) -> Vec<Value> {
     vec![json!(name(&l.metadata)), json!(holder), age(&l.metadata, now)]
 }
 
-/// `kind/name` (lower-case kind) of the object an event is about.
+/// An event's cells; OBJECT is the object it is about as `kind/name` (kind in lower case).
 fn event_cells(e: &Event, now: SystemTime) -> Vec<Value> {
     let first = match &e.first_timestamp {
         Some(t) => since(Some(&t.0), now),
