@@ -303,7 +303,7 @@ fn requests_without_a_valid_token_are_refused() {
     let cfg = std::fs::read_to_string(&s.kubeconfig).unwrap().replace(&s.token(), "bogus");
     let bad = s.root.dir.join("bad.kubeconfig");
     std::fs::write(&bad, cfg).unwrap();
-    let out = std::process::Command::new("kubectl")
+    let out = std::process::Command::new(common::apiserver::kubectl())
         .arg("--kubeconfig")
         .arg(&bad)
         .args(["get", "pods"])

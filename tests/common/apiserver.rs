@@ -79,7 +79,7 @@ impl Server {
     fn kubectl_cmd(&self, args: &[&str]) -> Command {
         let home = self.root.dir.join("home");
         std::fs::create_dir_all(&home).unwrap();
-        let mut c = Command::new("kubectl");
+        let mut c = Command::new(kubectl());
         c.arg("--kubeconfig").arg(&self.kubeconfig).args(args).env("HOME", &home).env_remove("KUBECONFIG");
         c
     }
@@ -139,6 +139,16 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The kubectl the tests drive: $KUBECTL, else v1.32 (what this machine has; `kubectl` on its
+/// PATH is Google Cloud SDK's dispatcher, which picks the version matching the server's minor).
+pub fn kubectl() -> String {
+    if let Ok(k) = std::env::var("KUBECTL") {
+        return k;
+    }
+    let pinned = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
+    if std::path::Path::new(pinned).exists() { pinned.to_string() } else { "kubectl".to_string() }
 }
 
 pub fn sleep_ms(ms: u64) {

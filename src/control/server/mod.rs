@@ -111,6 +111,8 @@ pub async fn run(cfg: ServerConfig) -> Result<()> {
     std::fs::write(&addr_file, format!("{url}\n")).ctx("write", &addr_file)?;
     tracing::info!("API server on {url} (store {}), admin kubeconfig {}", cfg.store, cfg.kubeconfig_out.display());
     tokio::spawn(compact_loop(store, cfg.compaction_interval));
+    // The OpenAPI documents take a moment to build: before the first `kubectl explain` asks.
+    tokio::task::spawn_blocking(crate::control::api::openapi::prepare);
     let listener =
         tls::TlsListener::new(tcp, tls::config(&pki)?).map_err(|e| Error::invalid(format!("cannot serve TLS: {e}")))?;
     axum::serve(listener, app(api, tokens)).await.map_err(|e| Error::invalid(format!("the API server stopped: {e}")))
