@@ -16,6 +16,8 @@ while read -r m; do report "mount $m"; done < <(findmnt -rn -o TARGET 2>/dev/nul
 while read -r p; do report "process $p"; done < <(
   { pgrep -a -x 'podlab|podlab-init|podlab-runtime|podlab-sup' ; pgrep -a -f '^podlab __(init|rtinit|pause|supervise)'; } 2>/dev/null | sort -u || true
 )
+# an etcd started by the store and API server tests (named podlab-TEST-PID)
+while read -r p; do report "process $p"; done < <(pgrep -a -f 'etcd --name podlab-' 2>/dev/null || true)
 while read -r d; do report "scratch directory $d"; done < <(find /tmp -maxdepth 1 -name 'podlab-*' 2>/dev/null)
 while read -r r; do report "iptables rule $r"; done < <(iptables-save 2>/dev/null | grep -i podlab || true)
 
