@@ -178,3 +178,16 @@ fn reset(dirs: &podlab::state::StateDirs) -> anyhow::Result<i32> {
     }
     Ok(if report.errors.is_empty() { 0 } else { 1 })
 }
+
+/// Log lines of the long-running commands (node agent, API server) to stderr: RUST_LOG, else
+/// `default` (an EnvFilter such as "info").
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .with_env_filter(filter)
+        .try_init();
+}

@@ -90,17 +90,10 @@ pub fn run(dirs: &StateDirs, root: Option<&std::path::Path>, args: NodeArgs, exp
         )
         .with_context(|| format!("enter network namespace {ns}"))?;
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,netlink_packet_route=error,netlink_packet_core=error")
-    });
+
     // The node's own loopback (a fresh namespace has it down): hostPorts answer on 127.0.0.1.
     let _ = podlab::primitives::link::set_up(None, "lo");
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .with_env_filter(filter)
-        .try_init();
+    super::init_logging("info,netlink_packet_route=error,netlink_packet_core=error");
     let mut config = NodeConfig {
         node_name: args.node_name.clone().unwrap_or_else(hostname),
         manifests: args.manifests.clone().unwrap_or_else(|| paths.manifests()),

@@ -27,14 +27,7 @@ pub struct ServerArgs {
 }
 
 pub fn run(dirs: &StateDirs, args: ServerArgs) -> anyhow::Result<i32> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false)
-        .with_env_filter(filter)
-        .try_init();
+    super::init_logging("info");
     let mut cfg = ServerConfig::new(dirs.lib.join("server"));
     cfg.listen = args.listen;
     cfg.store = args.store;
