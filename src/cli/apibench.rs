@@ -5,8 +5,9 @@
 //! where one change is sent to every watcher of its kind. Against a running `podlab server`
 //! (bench/api.sh starts one on SQLite and one on etcd), from `--clients` tasks sharing a pool of
 //! HTTPS connections (opened once, then reused), in a namespace of its own: create N pods, get
-//! each, update each, list them all many times, time creates until every one of `--watchers`
-//! watches has seen them, delete everything. Prints ops/s, p50 and p99 per operation.
+//! each, update each, list them all many times, time creates (one at a time, then a burst from
+//! all the clients) until each of `--watchers` watches has seen them, delete everything.
+//! Prints ops/s, p50 and p99 per operation.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ pub struct ApiBenchArgs {
     /// A bearer token of the group system:masters (the first line of DIR/lib/server/tokens.csv).
     #[arg(long)]
     token: String,
-    /// Concurrent clients for create, get, update, delete, and the creates seen by the watchers.
+    /// Concurrent clients for create, get, update, delete, and the burst of watched creates.
     #[arg(long, default_value_t = 50)]
     clients: usize,
     /// Pods created, read, updated, listed and deleted.
@@ -46,7 +47,8 @@ pub struct ApiBenchArgs {
     /// Watches open while the watched pods are created.
     #[arg(long, default_value_t = 100)]
     watchers: usize,
-    /// Pods created while the watches are open (each event reaches every watcher).
+    /// Pods created while the watches are open, one at a time and again as a burst (each
+    /// event reaches every watcher).
     #[arg(long, default_value_t = 100)]
     events: usize,
     /// Print one JSON object instead of a table.
@@ -100,12 +102,10 @@ fn pod(name: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn bench_name(i: usize) -> String {
-    format!("bench-{i:05}")
-}
-
-fn watch_name(j: usize) -> String {
-    format!("watch-{j:05}")
+/// The pods of each phase: bench-00000.. (create, get, update, list), watch-00000.. (created
+/// one at a time while watched), burst-00000.. (created by all the clients at once, watched).
+fn pod_name(prefix: &str, i: usize) -> String {
+    format!("{prefix}-{i:05}")
 }
 
 impl Bench {
@@ -247,7 +247,7 @@ async fn phases(b: &Arc<Bench>, args: &ApiBenchArgs) -> anyhow::Result<(Vec<Row>
     let bb = b.clone();
     let (wall, took) = spread(n, c, move |i| {
         let b = bb.clone();
-        async move { b.create(&bench_name(i)).await }
+        async move { b.create(&pod_name("bench", i)).await }
     })
     .await?;
     rows.push(row("create", c, wall, took));
@@ -255,7 +255,7 @@ async fn phases(b: &Arc<Bench>, args: &ApiBenchArgs) -> anyhow::Result<(Vec<Row>
     let bb = b.clone();
     let (wall, got) = spread(n, c, move |i| {
         let b = bb.clone();
-        async move { b.request(Method::GET, &format!("{}/{}", b.pods(), bench_name(i)), None).await }
+        async move { b.request(Method::GET, &format!("{}/{}", b.pods(), pod_name("bench", i)), None).await }
     })
     .await?;
     let pods: Vec<Value> = got.iter().map(|(_, body)| serde_json::from_slice(body)).collect::<Result<_, _>>()?;
@@ -268,7 +268,7 @@ async fn phases(b: &Arc<Bench>, args: &ApiBenchArgs) -> anyhow::Result<(Vec<Row>
         async move {
             let mut p = pods[i].clone();
             p["metadata"]["labels"]["updated"] = json!("yes");
-            let url = format!("{}/{}", b.pods(), bench_name(i));
+            let url = format!("{}/{}", b.pods(), pod_name("bench", i));
             Ok(b.request(Method::PUT, &url, Some(p.to_string().into_bytes())).await?.0)
         }
     })
@@ -290,19 +290,25 @@ async fn phases(b: &Arc<Bench>, args: &ApiBenchArgs) -> anyhow::Result<(Vec<Row>
     .await?;
     rows.push(row("list", args.list_clients, wall, took));
 
-    let (watch, missed) = watch_phase(b, args).await?;
+    // Watches: creates one after another, then a burst of them from all the clients.
+    let (watch, missed) = watch_phase(b, args, "watch", 1).await?;
     rows.push(watch);
+    let (burst, burst_missed) = watch_phase(b, args, "burst", c).await?;
+    rows.push(burst);
 
-    let total = n + args.events;
-    let bb = b.clone();
-    let (wall, took) = spread(total, c, move |i| {
+    let (e, bb) = (args.events, b.clone());
+    let (wall, took) = spread(n + 2 * e, c, move |i| {
         let b = bb.clone();
-        let name = if i < n { bench_name(i) } else { watch_name(i - n) };
+        let name = match i {
+            i if i < n => pod_name("bench", i),
+            i if i < n + e => pod_name("watch", i - n),
+            i => pod_name("burst", i - n - e),
+        };
         async move { Ok(b.request(Method::DELETE, &format!("{}/{name}", b.pods()), None).await?.0) }
     })
     .await?;
     rows.push(row("delete", c, wall, took));
-    Ok((rows, missed))
+    Ok((rows, missed + burst_missed))
 }
 
 #[derive(Deserialize)]
@@ -328,9 +334,15 @@ struct NameOnly {
     name: String,
 }
 
-/// Open the watches (from the current revision), create `events` pods from the clients, and
-/// time each pod from just before its create was sent to its ADDED event at each watcher.
-async fn watch_phase(b: &Arc<Bench>, args: &ApiBenchArgs) -> anyhow::Result<(Row, usize)> {
+/// Open the watches (from the current revision), create `events` pods named `prefix-N` from
+/// `clients` clients, and time each pod from just before its create was sent to its ADDED
+/// event at each watcher. The row is named after the prefix.
+async fn watch_phase(
+    b: &Arc<Bench>,
+    args: &ApiBenchArgs,
+    prefix: &'static str,
+    clients: usize,
+) -> anyhow::Result<(Row, usize)> {
     let (_, body) = b.request(Method::GET, &format!("{}?limit=1", b.pods()), None).await?;
     let list: Value = serde_json::from_slice(&body).context("the pod list")?;
     let rv = list["metadata"]["resourceVersion"].as_str().context("the pod list has no resourceVersion")?.to_string();
@@ -341,15 +353,15 @@ async fn watch_phase(b: &Arc<Bench>, args: &ApiBenchArgs) -> anyhow::Result<(Row
         if resp.status() != StatusCode::OK {
             bail!("GET {url}: {}", resp.status());
         }
-        watchers.push(tokio::spawn(receive(resp, args.events)));
+        watchers.push(tokio::spawn(receive(resp, prefix, args.events)));
     }
 
     let bb = b.clone();
-    let (_, sent) = spread(args.events, args.clients, move |j| {
+    let (_, sent) = spread(args.events, clients, move |j| {
         let b = bb.clone();
         async move {
             let at = Instant::now();
-            b.create(&watch_name(j)).await?;
+            b.create(&pod_name(prefix, j)).await?;
             Ok(at)
         }
     })
@@ -370,11 +382,12 @@ async fn watch_phase(b: &Arc<Bench>, args: &ApiBenchArgs) -> anyhow::Result<(Row
     // Throughput: events delivered per second, from the first create sent to the last arrival.
     let first = sent.iter().min().copied().unwrap_or_else(Instant::now);
     let wall = last.map(|l: Instant| l.saturating_duration_since(first)).unwrap_or_default();
-    Ok((row("watch", args.watchers, wall, latencies), missed))
+    Ok((row(prefix, clients, wall, latencies), missed))
 }
 
-/// Read one watch until `events` watched pods were ADDED (or the time is up): when each arrived.
-async fn receive(mut resp: reqwest::Response, events: usize) -> anyhow::Result<Vec<Option<Instant>>> {
+/// Read one watch until the pods `prefix-0`..`prefix-(events - 1)` were ADDED (or the time is
+/// up): when each arrived.
+async fn receive(mut resp: reqwest::Response, prefix: &str, events: usize) -> anyhow::Result<Vec<Option<Instant>>> {
     let mut arrived = vec![None; events];
     let mut seen = 0;
     let mut buf: Vec<u8> = Vec::new();
@@ -390,7 +403,8 @@ async fn receive(mut resp: reqwest::Response, events: usize) -> anyhow::Result<V
         while let Some(end) = buf.iter().position(|&c| c == b'\n') {
             let line: Vec<u8> = buf.drain(..=end).collect();
             let ev: WatchEvent = serde_json::from_slice(&line).context("a watch event")?;
-            let j = ev.object.metadata.name.strip_prefix("watch-").and_then(|j| j.parse::<usize>().ok());
+            let name = &ev.object.metadata.name;
+            let j = name.strip_prefix(prefix).and_then(|j| j.strip_prefix('-')?.parse::<usize>().ok());
             if let Some(slot) = j.filter(|_| ev.kind == "ADDED").and_then(|j| arrived.get_mut(j)) {
                 if slot.is_none() {
                     *slot = Some(at);
