@@ -15,6 +15,8 @@
 #    `delete -f`) and with podman (`kube play`, `kube down`), from the same YAML.
 # 5. service proxy (bench/proxy.sh, not hyperfine): full and partial syncs of 1k, 5k and 10k
 #    Services x 5 endpoints into iptables, nft and legacy, against plain iptables-restore.
+# 6. API server (bench/api.sh, not hyperfine): create, get, update, list and watch fan-out
+#    latency (p50, p99) and throughput from 50 clients, on the SQLite store and on etcd.
 #
 #   sudo bench/run.sh              all tables (from anywhere; it works from the repository root)
 #   sudo bench/run.sh box          only the box start-up table
@@ -22,6 +24,7 @@
 #   sudo bench/run.sh runtime      only the runtime lifecycle table
 #   sudo bench/run.sh pods         only the pods table
 #   sudo bench/run.sh proxy        only the service proxy table (bench/proxy.sh)
+#   sudo bench/run.sh api          only the API server table (bench/api.sh)
 #
 # Environment:
 #   RUNS=30              measured runs per command (after 3 warm-up runs; 1 for images and pods)
@@ -41,10 +44,10 @@ cd "$(dirname "$0")/.."
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 
-usage="usage: bench/run.sh [box|image|runtime|pods|proxy|all]   (default: all)"
+usage="usage: bench/run.sh [box|image|runtime|pods|proxy|api|all]   (default: all)"
 WHAT=${1:-all}
 case "$WHAT" in
-  all | box | image | runtime | pods | proxy) ;;
+  all | box | image | runtime | pods | proxy | api) ;;
   -h | --help) echo "$usage"; exit 0 ;;
   *) die "unknown benchmark '$WHAT'; $usage" ;;
 esac
@@ -940,16 +943,24 @@ table_proxy() {
   PODLAB=$PODLAB bench/proxy.sh
 }
 
+# --- Table 6: API server ---------------------------------------------------------------
+# Its own script (a podlab server on SQLite, then one on a private etcd, each measured by
+# `podlab __api-bench`): see there.
+table_api() {
+  PODLAB=$PODLAB bench/api.sh
+}
+
 # --- Main -------------------------------------------------------------------------------
 main() {
   local packages=(hyperfine jq)
   case "$WHAT" in
-    all) packages+=(runc crun busybox-static docker-registry skopeo umoci curl podman conmon containernetworking-plugins catatonit iptables) ;;
+    all) packages+=(runc crun busybox-static docker-registry skopeo umoci curl podman conmon containernetworking-plugins catatonit iptables etcd-server) ;;
     box) packages+=(runc busybox-static) ;;
     image) packages+=(busybox-static docker-registry skopeo umoci curl) ;;
     runtime) packages+=(runc crun busybox-static) ;;
     pods) packages+=(podman runc conmon containernetworking-plugins catatonit iptables curl) ;;
     proxy) packages+=(iptables) ;;
+    api) packages+=(curl etcd-server) ;;
   esac
   ensure_packages "${packages[@]}"
 
@@ -977,12 +988,15 @@ main() {
       table_pods
       echo
       table_proxy
+      echo
+      table_api
       ;;
     box) table_box ;;
     image) table_image ;;
     runtime) table_runtime ;;
     pods) table_pods ;;
     proxy) table_proxy ;;
+    api) table_api ;;
   esac
 }
 

@@ -1,5 +1,6 @@
 //! The command line: clap definitions and the only place that prints for humans.
 
+mod apibench;
 mod boxcmd;
 mod describe;
 mod doctor;
@@ -81,6 +82,9 @@ enum Commands {
     /// Time the service proxy's syncs (bench/proxy.sh).
     #[command(name = "__proxy-bench", hide = true)]
     ProxyBench(proxybench::ProxyBenchArgs),
+    /// Time the API server's answers to many clients (bench/api.sh).
+    #[command(name = "__api-bench", hide = true)]
+    ApiBench(apibench::ApiBenchArgs),
     /// Print shell completions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -151,6 +155,7 @@ pub fn main() -> i32 {
         Commands::Doctor => doctor::run(),
         Commands::Reset => reset(&dirs),
         Commands::ProxyBench(args) => proxybench::run(args),
+        Commands::ApiBench(args) => apibench::run(args),
         Commands::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "podlab", &mut std::io::stdout());
             Ok(0)
