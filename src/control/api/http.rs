@@ -123,11 +123,23 @@ async fn dispatch(
 ) -> ApiResult<Response> {
     let sub = t.subresource.clone();
     let ct = header(&h, "content-type");
-    if !body.is_empty() && matches!(method.as_str(), "POST" | "PUT") && !ct.is_empty() && !ct.starts_with("application/json") && !ct.starts_with("*/*") {
+    let writes = matches!(method.as_str(), "POST" | "PUT" | "DELETE");
+    // kubectl's typed commands send protobuf: read it into the JSON it stands for.
+    let body =
+        if writes && !body.is_empty() && super::protobuf::is_protobuf(ct) { protobuf_body(&body)? } else { body };
+    if !body.is_empty()
+        && matches!(method.as_str(), "POST" | "PUT")
+        && !ct.is_empty()
+        && !ct.starts_with("application/json")
+        && !ct.starts_with("*/*")
+        && !super::protobuf::is_protobuf(ct)
+    {
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format ({ct}): accepted media types are application/json"),
+            format!(
+                "the body of the request was in an unknown format ({ct}): accepted media types are application/json, application/vnd.kubernetes.protobuf"
+            ),
         ));
     }
     let accept = header(&h, "accept").to_string();
@@ -212,6 +224,15 @@ async fn dispatch(
             s.map(|s| format!("/{s}")).unwrap_or_default()
         ))),
     }
+}
+
+/// A Kubernetes protobuf body as the JSON it stands for (400 when it cannot be read).
+fn protobuf_body(body: &[u8]) -> ApiResult<Bytes> {
+    let v = super::protobuf::decode(body)
+        .map_err(|e| ApiError::bad_request(format!("the protobuf body cannot be read: {e}")))?;
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(format!("the decoded protobuf body cannot be written as JSON: {e}")))
 }
 
 fn page_json(t: &Target, page: ListPage) -> Value {
