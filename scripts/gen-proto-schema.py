@@ -19,12 +19,15 @@ Usage (the committed table was made from the v0.33.13 tags, matching k8s-openapi
     git clone --depth 1 --branch v0.33.13 https://github.com/kubernetes/api /tmp/k8s-api
     git clone --depth 1 --branch v0.33.13 https://github.com/kubernetes/apimachinery /tmp/k8s-apimachinery
     scripts/gen-proto-schema.py --api /tmp/k8s-api --apimachinery /tmp/k8s-apimachinery \
-        --tag v0.33.13 > src/control/api/protobuf/schema.rs
+        --tag v0.33.13 --check-k8s-pb ~/.cargo/registry/src/*/k8s-pb-0.9.0/src \
+        > src/control/api/protobuf/schema.rs
 
 (mod.rs declares the module `#[rustfmt::skip]`: the file stays exactly as this script writes it.)
 
 Only the standard library is used. The script fails loudly when a proto field has no Go field
 or the two disagree on a field's name, rather than writing a table that is silently wrong.
+--check-k8s-pb compares every field number and type with kube-rs's k8s-pb crate (prost code
+generated from the same .proto files), a second reading of the same facts.
 """
 
 import argparse
@@ -176,11 +179,62 @@ def parse_go_dir(directory):
 # ---- the table -------------------------------------------------------------------------------
 
 
+PROST_RE = re.compile(r'#\[prost\((\w+)(.*)tag = "(\d+)"')
+
+
+def check_k8s_pb(src, order, protos):
+    """Compare the table's messages with kube-rs's k8s-pb (prost structs): an independent
+    reading of the same .proto files. Prints a summary to stderr; fails on any difference."""
+    structs = {}
+    for dirpath, _, filenames in os.walk(src):
+        if "mod.rs" not in filenames:
+            continue
+        package = os.path.relpath(dirpath, src).replace(os.sep, ".")
+        current = None
+        with open(os.path.join(dirpath, "mod.rs"), encoding="utf-8") as f:
+            for line in f:
+                m = re.match(r"pub struct (\w+) \{", line)
+                if m:
+                    current = structs.setdefault((package, m.group(1).lower()), {})
+                    continue
+                m = PROST_RE.search(line)
+                if m and current is not None:
+                    cardinality = "repeated" if re.search(r"\brepeated\b", m.group(2)) else "one"
+                    current[int(m.group(3))] = (m.group(1), cardinality)
+                if line.startswith("}"):
+                    current = None
+    checked = 0
+    for fqn in order:
+        package, name = fqn.rsplit(".", 1)
+        package = package.removeprefix("k8s.io.")
+        pb = structs.get((package, name.lower()))
+        if pb is None:
+            fail(f"--check-k8s-pb: {fqn} is not in k8s-pb")
+        for label, ty, field, number in protos[fqn]:
+            got = pb.get(number)
+            if got is None:
+                fail(f"--check-k8s-pb: {fqn}.{field} ({number}) is not in k8s-pb")
+            kind, cardinality = got
+            if isinstance(label, tuple):
+                ok = kind in ("map", "btree_map")
+            elif ty in SCALARS:
+                ok = kind == ty and (cardinality == "repeated") == (label == "repeated")
+            else:
+                ok = kind == "message" and (cardinality == "repeated") == (label == "repeated")
+            if not ok:
+                fail(f"--check-k8s-pb: {fqn}.{field} ({number}): {label} {ty} here, {got} in k8s-pb")
+            checked += 1
+    print(f"--check-k8s-pb: {checked} fields of {len(order)} messages agree with k8s-pb", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--api", required=True, help="a checkout of github.com/kubernetes/api")
     ap.add_argument("--apimachinery", required=True, help="a checkout of github.com/kubernetes/apimachinery")
     ap.add_argument("--tag", required=True, help="the tag both checkouts are at (written in the header)")
+    ap.add_argument("--check-k8s-pb", metavar="DIR",
+                    help="also compare every field number and type with the k8s-pb crate's prost structs "
+                         "(its src/ directory, e.g. ~/.cargo/registry/src/*/k8s-pb-0.9.0/src)")
     args = ap.parse_args()
 
     protos = {}  # message FQN -> fields
@@ -230,6 +284,9 @@ def main():
                 if ref:
                     visit(ref)
         i += 1
+
+    if args.check_k8s_pb:
+        check_k8s_pb(args.check_k8s_pb, order, protos)
 
     def ty_expr(ty, package):
         if ty in SCALARS:

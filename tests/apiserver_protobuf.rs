@@ -84,7 +84,11 @@ fn typed_creates(s: &Server, bin: &str, ns: &str) {
     assert!(port["nodePort"].as_u64().is_some_and(|p| (30000..=32767).contains(&p)), "{svc}");
     assert_eq!(svc["spec"]["ports"].as_array().map(Vec::len), Some(1));
 
-    sends_protobuf(s, bin, &["-n", ns, "create", "deployment", "app", "--image=busybox:1.36", "--replicas=2", "--port=8080"]);
+    sends_protobuf(
+        s,
+        bin,
+        &["-n", ns, "create", "deployment", "app", "--image=busybox:1.36", "--replicas=2", "--port=8080"],
+    );
     let d = get(s, bin, &["-n", ns, "deployment", "app"]);
     assert_eq!(d["spec"]["replicas"], 2, "{d}");
     assert_eq!(d["spec"]["selector"], json!({"matchLabels": {"app": "app"}}));
@@ -103,7 +107,11 @@ fn typed_creates(s: &Server, bin: &str, ns: &str) {
     assert_eq!(pod["containers"][0]["image"], "busybox");
     assert_eq!(pod["restartPolicy"], "Never");
 
-    sends_protobuf(s, bin, &["-n", ns, "create", "cronjob", "cj", "--image=busybox", "--schedule=*/5 * * * *", "--", "date"]);
+    sends_protobuf(
+        s,
+        bin,
+        &["-n", ns, "create", "cronjob", "cj", "--image=busybox", "--schedule=*/5 * * * *", "--", "date"],
+    );
     let cj = get(s, bin, &["-n", ns, "cronjob", "cj"]);
     assert_eq!(cj["spec"]["schedule"], "*/5 * * * *", "{cj}");
     let pod = &cj["spec"]["jobTemplate"]["spec"]["template"]["spec"];
@@ -113,6 +121,73 @@ fn typed_creates(s: &Server, bin: &str, ns: &str) {
     sends_protobuf(s, bin, &["-n", ns, "create", "serviceaccount", "robot"]);
     let sa = get(s, bin, &["-n", ns, "serviceaccount", "robot"]);
     assert_eq!((sa["kind"].as_str(), sa["metadata"]["name"].as_str()), (Some("ServiceAccount"), Some("robot")), "{sa}");
+}
+
+// ---- bodies as a client-go program sends them (a tiny protobuf encoder) ----
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Field `n` as length-delimited bytes.
+fn field(n: u64, b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    varint(n << 3 | 2, &mut out);
+    varint(b.len() as u64, &mut out);
+    out.extend_from_slice(b);
+    out
+}
+
+/// The envelope around an object's fields: `k8s\0`, runtime.Unknown {typeMeta, raw}.
+fn enveloped(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+    let type_meta = [field(1, api_version.as_bytes()), field(2, kind.as_bytes())].concat();
+    [b"k8s\0".to_vec(), field(1, &type_meta), field(2, raw)].concat()
+}
+
+/// curl a protobuf body to `path` with `method`; the answer as JSON.
+fn send(s: &Server, method: &str, path: &str, body: &[u8]) -> Value {
+    let file = s.root.dir.join("body.pb");
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{}", file.display());
+    let ct = "Content-Type: application/vnd.kubernetes.protobuf";
+    let out = s.curl(&["-X", method, "-H", ct, "--data-binary", &data, path]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{method} {path}: {e}: {}", text(&out.stdout)))
+}
+
+#[test]
+fn protobuf_updates_and_deletes_as_client_go_sends_them() {
+    let s = Server::start("proto-put");
+    s.kubectl_ok(&["create", "configmap", "c", "--from-literal=a=b"]);
+    let cm = s.get_json("/api/v1/namespaces/default/configmaps/c");
+    let (uid, rv) = (cm["metadata"]["uid"].as_str().unwrap(), cm["metadata"]["resourceVersion"].as_str().unwrap());
+
+    // PUT (a typed Update): ObjectMeta {name=1, resourceVersion=6}, data=2 {key=1, value=2}.
+    let meta = [field(1, b"c"), field(6, rv.as_bytes())].concat();
+    let data = [field(1, b"a"), field(2, b"changed")].concat();
+    let put = enveloped("v1", "ConfigMap", &[field(1, &meta), field(2, &data)].concat());
+    let v = send(&s, "PUT", "/api/v1/namespaces/default/configmaps/c", &put);
+    assert_eq!(v["data"], json!({"a": "changed"}), "{v}");
+    assert_eq!(s.get_json("/api/v1/namespaces/default/configmaps/c")["data"]["a"], "changed");
+    // The same stale update again: 409, as for JSON.
+    let v = send(&s, "PUT", "/api/v1/namespaces/default/configmaps/c", &put);
+    assert_eq!(v["code"], 409, "{v}");
+
+    // DELETE with DeleteOptions {preconditions=2 {uid=1}}: a wrong uid is refused...
+    let wrong = enveloped("v1", "DeleteOptions", &field(2, &field(1, b"not-the-uid")));
+    let v = send(&s, "DELETE", "/api/v1/namespaces/default/configmaps/c", &wrong);
+    assert_eq!(v["code"], 409, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("Precondition failed")), "{v}");
+    assert_eq!(s.get_json("/api/v1/namespaces/default/configmaps/c")["metadata"]["uid"], uid);
+    // ... the right one deletes.
+    let right = enveloped("v1", "DeleteOptions", &field(2, &field(1, uid.as_bytes())));
+    let v = send(&s, "DELETE", "/api/v1/namespaces/default/configmaps/c", &right);
+    assert_ne!(v["status"], "Failure", "{v}");
+    assert_eq!(s.get_json("/api/v1/namespaces/default/configmaps/c")["code"], 404);
+    stop_and_check_clean(s);
 }
 
 fn stop_and_check_clean(mut s: Server) {
@@ -148,8 +223,15 @@ fn kubectl_1_32_typed_creates_send_protobuf() {
     let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
     assert_eq!(status["code"], 400, "{status}");
     let msg = status["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("protobuf") && msg.contains("ConfigMap metadata: ObjectMeta: field 1") && msg.contains("truncated"), "{msg}");
-    assert!(!text(&kubectl(&s, KUBECTL_1_32, &["-n", "pb-132", "get", "configmaps", "-o", "name"]).stdout).contains("bad"));
+    assert!(
+        msg.contains("protobuf")
+            && msg.contains("ConfigMap metadata: ObjectMeta: field 1")
+            && msg.contains("truncated"),
+        "{msg}"
+    );
+    assert!(
+        !text(&kubectl(&s, KUBECTL_1_32, &["-n", "pb-132", "get", "configmaps", "-o", "name"]).stdout).contains("bad")
+    );
 
     // Other binary bodies are still refused with 415.
     let out = s.curl(&[
