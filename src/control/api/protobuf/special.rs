@@ -93,8 +93,8 @@ pub fn go_duration(d: i64) -> String {
     }
     if u < SECOND {
         let (unit, scale) = match u {
-            ..1_000 => ("ns", 1),
-            ..1_000_000 => ("µs", 1_000),
+            0..1_000 => ("ns", 1),
+            1_000..1_000_000 => ("µs", 1_000),
             _ => ("ms", 1_000_000),
         };
         return format!("{sign}{}{unit}", decimal(u, scale));
