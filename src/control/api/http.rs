@@ -12,7 +12,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Value, json};
@@ -122,6 +123,7 @@ async fn dispatch(
     body: Bytes,
 ) -> ApiResult<Response> {
     let sub = t.subresource.clone();
+    let (body, h) = protobuf_as_json(&method, body, h)?;
     let ct = header(&h, "content-type");
     if !body.is_empty()
         && matches!(method.as_str(), "POST" | "PUT")
@@ -234,6 +236,22 @@ async fn dispatch(
             s.map(|s| format!("/{s}")).unwrap_or_default()
         ))),
     }
+}
+
+/// kubectl's typed commands send protobuf (`application/vnd.kubernetes.protobuf`): a POST, PUT
+/// or DELETE body in it is read into the JSON it stands for (400 when it cannot be read), and the
+/// request goes on as if the client had sent that JSON.
+fn protobuf_as_json(method: &Method, body: Bytes, mut h: HeaderMap) -> ApiResult<(Bytes, HeaderMap)> {
+    let writes = matches!(method.as_str(), "POST" | "PUT" | "DELETE");
+    if !writes || body.is_empty() || !super::protobuf::is_protobuf(header(&h, "content-type")) {
+        return Ok((body, h));
+    }
+    let v = super::protobuf::decode(&body)
+        .map_err(|e| ApiError::bad_request(format!("the protobuf body cannot be read: {e}")))?;
+    let json = serde_json::to_vec(&v)
+        .map_err(|e| ApiError::internal(format!("the decoded protobuf body cannot be written as JSON: {e}")))?;
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok((Bytes::from(json), h))
 }
 
 fn page_json(t: &Target, page: ListPage) -> Value {

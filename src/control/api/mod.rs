@@ -14,6 +14,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod path;
+pub mod protobuf;
 pub mod render;
 pub mod resources;
 pub mod selector;
