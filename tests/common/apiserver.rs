@@ -54,7 +54,7 @@ impl Server {
         self.child = Some(child);
         assert!(wait_until(30, || addr.exists()), "the server did not start: {}", self.log());
         self.url = std::fs::read_to_string(&addr).unwrap().trim().to_string();
-        assert!(wait_until(10, || self.curl(&["/readyz"]).status.success()), "not ready: {}", self.log());
+        assert!(wait_until(30, || self.curl(&["/readyz"]).status.success()), "not ready: {}", self.log());
     }
 
     pub fn stop(&mut self) {
