@@ -161,11 +161,11 @@ async fn dispatch(
                 return Ok(watch(api, t, req, render).await);
             }
             let page = api.list(&t, &list).await?;
-            ok(super::render::list(t.resource, &page_json(&t, page), &accept, &q))
+            ok(super::render::list(t.resource, page_json(&t, page), &accept, &q))
         }
         ("GET", true, None | Some("status")) => {
             let v = api.get(&t).await?;
-            ok(super::render::one(t.resource, &v, &accept, &q))
+            ok(super::render::one(t.resource, v, &accept, &q))
         }
         ("GET", true, Some("scale")) => ok(scale_of(&api.get(&t).await?)),
         ("GET" | "POST", true, Some("log" | "exec")) => {
@@ -259,7 +259,11 @@ fn page_json(t: &Target, page: ListPage) -> Value {
     if let Some(c) = page.continue_token {
         meta["continue"] = json!(c);
     }
-    json!({"kind": format!("{}List", t.resource.kind), "apiVersion": t.resource.api_version(), "metadata": meta, "items": page.items})
+    // The items move into the list (no copy of a thousand objects).
+    let mut list =
+        json!({"kind": format!("{}List", t.resource.kind), "apiVersion": t.resource.api_version(), "metadata": meta});
+    list["items"] = Value::Array(page.items);
+    list
 }
 
 fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteOptions> {

@@ -19,21 +19,21 @@ fn include(q: &HashMap<String, String>) -> IncludeObject {
 }
 
 /// A list response: the list, or its Table.
-pub fn list(r: &Resource, list: &Value, accept: &str, q: &HashMap<String, String>) -> Value {
+pub fn list(r: &Resource, list: Value, accept: &str, q: &HashMap<String, String>) -> Value {
     if !wants_table(accept) {
-        return list.clone();
+        return list;
     }
-    let items = list["items"].as_array().cloned().unwrap_or_default();
-    table(r, &items, include(q), &list["metadata"], SystemTime::now())
+    let items = list["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    table(r, items, include(q), &list["metadata"], SystemTime::now())
 }
 
 /// A single object, or its one-row Table.
-pub fn one(r: &Resource, v: &Value, accept: &str, q: &HashMap<String, String>) -> Value {
+pub fn one(r: &Resource, v: Value, accept: &str, q: &HashMap<String, String>) -> Value {
     if !wants_table(accept) {
-        return v.clone();
+        return v;
     }
     let meta = serde_json::json!({"resourceVersion": v["metadata"]["resourceVersion"]});
-    table(r, std::slice::from_ref(v), include(q), &meta, SystemTime::now())
+    table(r, std::slice::from_ref(&v), include(q), &meta, SystemTime::now())
 }
 
 /// For a watch that asks for tables: each event's object as a one-row Table.
