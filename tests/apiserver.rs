@@ -372,3 +372,61 @@ fn a_watch_from_compacted_history_gets_410_gone() {
     let list = s.get_json("/api/v1/namespaces/default/configmaps");
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn twenty_watchers_see_every_change_once() {
+    let s = Server::start("fanout");
+    let rv = s.get_json("/api/v1/namespaces/default/configmaps")["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}");
+    let watchers: Vec<std::thread::JoinHandle<Vec<(String, String)>>> = (0..20)
+        .map(|i| {
+            let (url, token, ca) = (s.url.clone(), s.token(), s.root.dir.join("lib/server/pki/ca.crt"));
+            let path = path.clone();
+            std::thread::spawn(move || {
+                // Half start before the changes, half while they happen.
+                common::apiserver::sleep_ms(if i % 2 == 0 { 0 } else { 300 });
+                let out = std::process::Command::new("curl")
+                    .args(["-sS", "-N", "--max-time", "4", "--cacert"])
+                    .arg(&ca)
+                    .args(["-H", &format!("Authorization: Bearer {token}"), &format!("{url}{path}")])
+                    .output()
+                    .unwrap();
+                text(&out.stdout)
+                    .lines()
+                    .map(|l| {
+                        let v = json(l);
+                        (
+                            v["type"].as_str().unwrap_or_default().to_string(),
+                            v["object"]["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    common::apiserver::sleep_ms(200);
+    for i in 0..10 {
+        let body = format!(r#"{{"metadata":{{"name":"c{i}"}}}}"#);
+        let out = s.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+            "/api/v1/namespaces/default/configmaps",
+        ]);
+        assert!(text(&out.stdout).contains("\"uid\""), "{}", text(&out.stdout));
+    }
+    s.kubectl_ok(&["delete", "configmap", "c3"]);
+    let want: Vec<(String, String)> = (0..10)
+        .map(|i| ("ADDED".to_string(), format!("c{i}")))
+        .chain(std::iter::once(("DELETED".to_string(), "c3".to_string())))
+        .collect();
+    for w in watchers {
+        assert_eq!(w.join().unwrap(), want);
+    }
+}

@@ -21,6 +21,8 @@ use crate::control::store::{KeyValue, Revision, SharedStore, StoreError};
 pub struct Api {
     pub store: SharedStore,
     pub(super) alloc: tokio::sync::Mutex<()>,
+    /// One store watch per resource, shared by the watches of all clients.
+    pub(super) watches: super::watchcache::WatchCache,
 }
 
 /// Options of a list (and of the first part of a watch).
@@ -88,7 +90,8 @@ pub fn parse_rv(text: &str) -> ApiResult<Revision> {
 
 impl Api {
     pub fn new(store: SharedStore) -> Arc<Api> {
-        Arc::new(Api { store, alloc: tokio::sync::Mutex::new(()) })
+        let watches = super::watchcache::WatchCache::new(store.clone());
+        Arc::new(Api { store, alloc: tokio::sync::Mutex::new(()), watches })
     }
 
     /// The object `name` of `resource` (in `namespace` when namespaced), with its revision.

@@ -21,3 +21,4 @@ pub mod selector;
 pub mod status;
 pub mod table;
 pub mod watch;
+pub mod watchcache;

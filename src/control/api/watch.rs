@@ -98,6 +98,10 @@ async fn run(
             }
         }
     }
+    if let Some((replay, live)) = api.watches.subscribe(&super::path::collection_prefix(r), from).await {
+        follow_cache(t, req, &shape_cached(render), replay, live, from, first, tx).await;
+        return;
+    }
     let mut events = match api.store.watch(&t.key(), from).await {
         Ok(w) => w,
         Err(e) => {
@@ -141,6 +145,90 @@ async fn run(
             }
             _ = tx.closed() => return,
         }
+    }
+}
+
+/// How a cached change goes out: its shared JSON text, or a Table rendered for this watcher.
+type CachedShape = Box<dyn Fn(&Value, &str, bool) -> String + Send + Sync>;
+
+fn shape_cached(render: Option<Render>) -> CachedShape {
+    match render {
+        Some(f) => Box::new(move |v: &Value, _text: &str, first: bool| f(v, first).to_string()),
+        None => Box::new(|_v: &Value, text: &str, _first: bool| text.to_string()),
+    }
+}
+
+/// Serve a watch from the watch cache: the window's changes after `from`, then the live ones.
+/// A watcher that falls too far behind is ended (the client lists and watches again).
+#[allow(clippy::too_many_arguments)]
+async fn follow_cache(
+    t: &Target,
+    req: &WatchRequest,
+    shape: &CachedShape,
+    replay: Vec<Arc<super::watchcache::Change>>,
+    mut live: tokio::sync::broadcast::Receiver<Arc<super::watchcache::Change>>,
+    from: Revision,
+    mut first: bool,
+    tx: &mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
+) {
+    let r = t.resource;
+    let scope = t.key();
+    let mut last = from;
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.tick().await;
+    let mut pending = replay.into_iter();
+    loop {
+        let change = match pending.next() {
+            Some(c) => c,
+            None => tokio::select! {
+                c = live.recv() => match c {
+                    Ok(c) => c,
+                    Err(_) => return,
+                },
+                _ = tick.tick(), if req.bookmarks => {
+                    if !send(tx, "BOOKMARK", bookmark(r, last, false)).await {
+                        return;
+                    }
+                    continue;
+                }
+                _ = tx.closed() => return,
+            },
+        };
+        if change.revision <= last || !change.key.starts_with(&scope) {
+            continue;
+        }
+        last = change.revision;
+        let Some((ty, deleted_view)) = classify(r, &req.list, &change) else { continue };
+        let (value, text) = match (deleted_view, &change.now) {
+            (false, Some(now)) => (now, change.now_text()),
+            _ => match &change.prev {
+                Some(prev) => (prev, change.gone_text()),
+                None => continue,
+            },
+        };
+        let line = format!("{{\"type\":\"{ty}\",\"object\":{}}}\n", shape(value, text, first));
+        if tx.send(Ok(Bytes::from(line))).await.is_err() {
+            return;
+        }
+        first = false;
+    }
+}
+
+/// The event type a cached change is for this watcher, and whether it shows the deleted object.
+fn classify(
+    r: &super::resources::Resource,
+    opts: &ListOptions,
+    c: &super::watchcache::Change,
+) -> Option<(&'static str, bool)> {
+    let was = c.prev.as_ref().map(|p| matches(r, opts, p));
+    match &c.now {
+        Some(now) => match (was, matches(r, opts, now)) {
+            (None | Some(false), true) => Some(("ADDED", false)),
+            (Some(true), true) => Some(("MODIFIED", false)),
+            (Some(true), false) => Some(("DELETED", false)),
+            _ => None,
+        },
+        None => was.filter(|w| *w).map(|_| ("DELETED", true)),
     }
 }
 
