@@ -685,3 +685,136 @@ fn lab_commands_list_show_and_refuse_unknown_labs() {
     assert_eq!(bad.status.code(), Some(125));
     assert!(text(&bad.stderr).contains("no lab 42"), "{}", text(&bad.stderr));
 }
+
+/// Lab 12's API server listens here (the guide starts it so).
+const LAB12_PORT: u16 = 16443;
+
+fn port_open(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_ok()
+}
+
+/// What lab 12's solve started: the server, from its pid file, listening on the lab's port.
+fn lab12_server(t: &TestRoot) -> i32 {
+    let file = t.dir.join("lib/labs/12-api-server/server.pid");
+    let pid: i32 = std::fs::read_to_string(&file).unwrap().trim().parse().unwrap();
+    assert!(alive(pid), "the server of solve runs");
+    assert!(port_open(LAB12_PORT), "the server listens on {LAB12_PORT}");
+    pid
+}
+
+/// Nothing of lab 12 is left: no server, the port closed, no process of the workspace.
+fn lab12_clean(t_dir: &Path, pids: &[i32]) {
+    let running: Vec<&i32> = pids.iter().filter(|p| alive(**p)).collect();
+    assert!(running.is_empty(), "lab 12's server left: {running:?}");
+    assert!(!port_open(LAB12_PORT), "something still listens on {LAB12_PORT}");
+    let mentioning = processes_mentioning(t_dir.to_str().unwrap());
+    assert!(mentioning.is_empty(), "processes of the lab's workspace left: {mentioning:?}");
+}
+
+#[test]
+fn lab12_api_server() {
+    let dir = format!("/tmp/podlab-test-lab12-{}", std::process::id());
+    lab_cycle_with(12, lab12_server, |pid| lab12_clean(Path::new(&dir), &[pid]));
+    let t = TestRoot::new("lab12cli");
+    assert!(text(&t.run(&["lab", "list"]).stdout).contains("12-api-server"));
+    assert!(text(&t.run(&["lab", "show", "12"]).stdout).contains("?watch=1"));
+}
+
+/// Lab 12's check says what it saw: a pod that changed after revision.txt was written, and
+/// a server that is down (failing points, not an error).
+#[test]
+fn lab12_check_says_what_is_wrong() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab12-wrong");
+    let _reset = ResetOnPanic(&t, 12);
+    assert!(t.run(&["lab", "reset", "12"]).status.success());
+    let solve = t.run(&["lab", "solve", "12"]);
+    assert!(solve.status.success(), "{}", text(&solve.stderr));
+    let pid = lab12_server(&t);
+    let server = t.dir.join("lib/labs/12-api-server/lib/server");
+    // One more change of hello: revision.txt is now one row behind.
+    let tokens = std::fs::read_to_string(server.join("tokens.csv")).unwrap();
+    let token = tokens.lines().find(|l| l.contains("system:masters")).unwrap().split(',').next().unwrap();
+    let patch = std::process::Command::new("curl")
+        .args(["-sSf", "--max-time", "10", "--cacert"])
+        .arg(server.join("pki/ca.crt"))
+        .args(["-H", &format!("Authorization: Bearer {token}"), "-X", "PATCH"])
+        .args([
+            "-H",
+            "Content-Type: application/merge-patch+json",
+            "--data",
+            r#"{"metadata":{"labels":{"late":"yes"}}}"#,
+        ])
+        .arg(format!("https://127.0.0.1:{LAB12_PORT}/api/v1/namespaces/default/pods/hello"))
+        .output()
+        .unwrap();
+    assert!(patch.status.success(), "{}", text(&patch.stderr));
+    let check = t.run(&["lab", "check", "12"]);
+    assert_eq!(check.status.code(), Some(1));
+    let out = text(&check.stdout);
+    assert_eq!(out.matches("[FAIL]").count(), 1, "only revision.txt is wrong: {out}");
+    assert!(out.contains("is an earlier change of the pod: it changed after you looked"), "{out}");
+
+    // The server down: every point fails with a reason, the check itself does not.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(wait_until(10, || !alive(pid)));
+    let check = t.run(&["lab", "check", "12"]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stderr));
+    let out = text(&check.stdout);
+    assert_eq!(out.matches("[FAIL]").count(), 5, "{out}");
+    assert!(out.contains("Connection refused"), "{out}");
+    assert!(t.run(&["lab", "reset", "12"]).status.success());
+    lab12_clean(&t.dir, &[pid]);
+    t.assert_clean();
+}
+
+/// Lab 12 by hand: the guide's steps, typed as they are written (curl, sqlite3, kubectl),
+/// show what the guide says and pass the check; reset stops the server the guide started.
+#[test]
+fn lab12_guide_by_hand() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = TestRoot::new("lab12-guide");
+    let _reset = ResetOnPanic(&t, 12);
+    assert!(t.run(&["lab", "reset", "12"]).status.success());
+    let guide = include_str!("../labs/12-api-server/README.md");
+    // kubectl keeps its discovery cache under $HOME: the test's own.
+    let home = t.dir.join("home");
+    let script = format!("export HOME={}\n{}", home.display(), guide_commands(guide, "## Steps", "## Check your work"));
+    let out = run_guide(&t, "12-api-server", &script, "steps");
+    assert!(out.contains("API server on https://127.0.0.1:16443"), "{out}");
+    assert!(out.contains("SSL certificate problem"), "no CA, no trust: {out}");
+    assert!(out.contains(r#""code":401"#) && out.contains("Unauthorized"), "no token: {out}");
+    assert!(out.contains("hello was created at resourceVersion "), "{out}");
+    assert!(out.contains(r#""step":"watched""#) && out.contains(r#""type":"MODIFIED""#), "the watch: {out}");
+    assert!(out.contains("Operation timed out"), "the replayed watch stays open: {out}");
+    assert!(out.contains(r#""code":409"#) && out.contains("the object has been modified"), "stale write: {out}");
+    assert!(out.contains("CREATE TABLE log"), "the schema: {out}");
+    assert!(out.contains("/registry/core/pods/default/hello"), "the rows: {out}");
+    assert!(out.contains("pod/hello labeled") && out.contains("application/merge-patch+json"), "-v=8: {out}");
+    assert!(out.contains("imagePullPolicy: Always") && out.contains("dnsPolicy: ClusterFirst"), "defaults: {out}");
+    assert!(out.contains("pod/bye created") && out.contains(r#"pod "bye" deleted"#), "{out}");
+    for event in ["ADDED", "MODIFIED", "DELETED"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(event) && (l.contains("hello") || l.contains("bye"))),
+            "kubectl's watch shows {event}: {out}"
+        );
+    }
+    let ws = t.dir.join("lib/labs/12-api-server");
+    let revision = std::fs::read_to_string(ws.join("revision.txt")).unwrap();
+    assert!(
+        out.lines().filter(|l| l.trim() == revision.trim()).count() >= 2,
+        "revision.txt ({}) and kubectl's resourceVersion printed: {out}",
+        revision.trim()
+    );
+
+    let check = t.run(&["lab", "check", "12"]);
+    assert_eq!(check.status.code(), Some(0), "the guide's steps pass the check:\n{}", text(&check.stdout));
+    let pid: i32 = std::fs::read_to_string(ws.join("server.pid")).unwrap().trim().parse().unwrap();
+    assert!(alive(pid));
+    let reset = t.run(&["lab", "reset", "12"]);
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert_eq!(t.run(&["lab", "check", "12"]).status.code(), Some(1));
+    lab12_clean(&t.dir, &[pid]);
+    t.assert_clean();
+}

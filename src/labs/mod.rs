@@ -16,6 +16,7 @@ mod lab08_runtime;
 mod lab09_pod;
 mod lab10_service;
 mod lab11_kubelet;
+mod lab12_api;
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -66,7 +67,7 @@ impl Point {
     }
 }
 
-static LABS: [Lab; 11] = [
+static LABS: [Lab; 12] = [
     Lab {
         number: 1,
         slug: "01-chroot",
@@ -165,6 +166,15 @@ static LABS: [Lab; 11] = [
         check: lab11_kubelet::check,
         solve: lab11_kubelet::solve,
         reset: lab11_kubelet::reset,
+    },
+    Lab {
+        number: 12,
+        slug: "12-api-server",
+        title: "the API server, part 1: resources, watch, the store",
+        guide: include_str!("../../labs/12-api-server/README.md"),
+        check: lab12_api::check,
+        solve: lab12_api::solve,
+        reset: lab12_api::reset,
     },
 ];
 
