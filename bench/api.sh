@@ -31,6 +31,8 @@ cd "$(dirname "$0")/.."
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench/api: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 [ "$#" -eq 0 ] || die "no arguments (see the environment variables at the top of $0)"
 
@@ -53,23 +55,9 @@ missing=()
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 case " $STORES " in *" etcd "*) [ -x /usr/bin/etcd ] || missing+=(etcd-server) ;; esac
-if [ "${#missing[@]}" -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || die "${missing[*]} missing: install them, or run as root to let the script do it"
-  say "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >&2
-  apt-get install -y -q "${missing[@]}" >&2
-fi
+install_missing ${missing[@]+"${missing[@]}"}
 
-if [ -n "${PODLAB:-}" ]; then
-  [ -x "$PODLAB" ] || die "PODLAB=$PODLAB is not an executable"
-else
-  command -v cargo >/dev/null 2>&1 || die "cargo not found: run scripts/install-deps.sh (and put ~/.cargo/bin on PATH)"
-  say "building podlab (release)"
-  cargo build --release --locked --bin podlab >&2
-  PODLAB=${CARGO_TARGET_DIR:-target}/release/podlab
-fi
-PODLAB=$(realpath "$PODLAB")
+release_podlab
 
 TMP=$(mktemp -d "$BENCH_DIR/podlab-bench-api.XXXXXX")
 PIDS=() # servers and etcds running, stopped in reverse order

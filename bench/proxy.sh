@@ -26,6 +26,8 @@ cd "$(dirname "$0")/.."
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench/proxy: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 [ "$#" -eq 0 ] || die "no arguments (see the environment variables at the top of $0)"
 [ "$(id -u)" = 0 ] || die "run as root (network namespaces and iptables need it): sudo bench/proxy.sh"
@@ -45,22 +47,9 @@ done
 missing=()
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v iptables-nft-restore >/dev/null 2>&1 && command -v iptables-legacy-restore >/dev/null 2>&1 || missing+=(iptables)
-if [ "${#missing[@]}" -gt 0 ]; then
-  say "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >&2
-  apt-get install -y -q "${missing[@]}" >&2
-fi
+install_missing ${missing[@]+"${missing[@]}"}
 
-if [ -n "${PODLAB:-}" ]; then
-  [ -x "$PODLAB" ] || die "PODLAB=$PODLAB is not an executable"
-else
-  command -v cargo >/dev/null 2>&1 || die "cargo not found: run scripts/install-deps.sh (and put ~/.cargo/bin on PATH)"
-  say "building podlab (release)"
-  cargo build --release --locked --bin podlab >&2
-  PODLAB=${CARGO_TARGET_DIR:-target}/release/podlab
-fi
-PODLAB=$(realpath "$PODLAB")
+release_podlab
 
 NS=
 RESULTS=$(mktemp /tmp/podlab-bench-proxy.XXXXXX)
