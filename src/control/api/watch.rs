@@ -14,10 +14,11 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::crud::{Api, ListOptions, from_kv, matches};
+use super::crud::{Api, ListOptions, matches};
 use super::path::Target;
 use super::status::ApiError;
-use crate::control::store::{Event, Revision, StoreError};
+use super::watchcache::Change;
+use crate::control::store::{Revision, StoreError};
 
 /// What a watch request asks for.
 #[derive(Debug, Clone, Default)]
@@ -98,75 +99,57 @@ async fn run(
             }
         }
     }
-    if let Some((replay, live)) = api.watches.subscribe(&super::path::collection_prefix(r), from).await {
-        follow_cache(t, req, &shape_cached(render), replay, live, from, first, tx).await;
-        return;
-    }
-    let mut events = match api.store.watch(&t.key(), from).await {
-        Ok(w) => w,
-        Err(e) => {
-            let err = match e {
-                StoreError::Compacted { requested, .. } => {
-                    ApiError::new(410, "Expired", format!("too old resource version: {requested}"))
-                }
-                other => ApiError::from_store(other, r.plural, ""),
-            };
-            let _ = send(tx, "ERROR", err.status()).await;
-            return;
-        }
+    let source = match api.watches.subscribe(&super::path::collection_prefix(r), from).await {
+        Some((replay, live)) => Source::Cache(replay.into_iter(), live),
+        None => match api.store.watch(&t.key(), from).await {
+            Ok(w) => Source::Store(w),
+            Err(e) => {
+                let _ = send(tx, "ERROR", ApiError::from_store(e, r.plural, "").status()).await;
+                return;
+            }
+        },
     };
-    let mut last = from;
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            ev = events.recv() => {
-                let Some(ev) = ev else { return };
-                let ev = match ev {
-                    Ok(ev) => ev,
-                    Err(StoreError::Compacted { requested, .. }) => {
-                        let e = ApiError::new(410, "Expired", format!("too old resource version: {requested}"));
-                        let _ = send(tx, "ERROR", e.status()).await;
-                        return;
+    follow(t, req, &render, source, from, first, tx).await;
+}
+
+/// Where a watch's changes come from: the watch cache (the changes its window holds after the
+/// watch's revision, then the live ones), or a store watch of its own for a revision further
+/// back than the window.
+enum Source {
+    Cache(std::vec::IntoIter<Arc<Change>>, tokio::sync::broadcast::Receiver<Arc<Change>>),
+    Store(crate::control::store::Watch),
+}
+
+impl Source {
+    /// The next change; an error ends the watch with an ERROR event; None ends it quietly (a
+    /// watcher too far behind, or the store going away: the client lists and watches again).
+    async fn next(&mut self) -> Option<Result<Arc<Change>, ApiError>> {
+        match self {
+            Source::Cache(replay, live) => match replay.next() {
+                Some(c) => Some(Ok(c)),
+                None => live.recv().await.ok().map(Ok),
+            },
+            Source::Store(events) => loop {
+                match events.recv().await? {
+                    Ok(ev) => {
+                        if let Some(c) = Change::from_event(&ev) {
+                            return Some(Ok(Arc::new(c)));
+                        }
                     }
-                    Err(_) => return,
-                };
-                last = ev.revision();
-                let Some((ty, obj)) = translate(r, &req.list, &ev) else { continue };
-                if !send(tx, ty, shape(&obj, first)).await {
-                    return;
+                    Err(e @ StoreError::Compacted { .. }) => return Some(Err(ApiError::from_store(e, "", ""))),
+                    Err(_) => return None,
                 }
-                first = false;
-            }
-            _ = tick.tick(), if req.bookmarks => {
-                if !send(tx, "BOOKMARK", bookmark(r, last, false)).await {
-                    return;
-                }
-            }
-            _ = tx.closed() => return,
+            },
         }
     }
 }
 
-/// How a cached change goes out: its shared JSON text, or a Table rendered for this watcher.
-type CachedShape = Box<dyn Fn(&Value, &str, bool) -> String + Send + Sync>;
-
-fn shape_cached(render: Option<Render>) -> CachedShape {
-    match render {
-        Some(f) => Box::new(move |v: &Value, _text: &str, first: bool| f(v, first).to_string()),
-        None => Box::new(|_v: &Value, text: &str, _first: bool| text.to_string()),
-    }
-}
-
-/// Serve a watch from the watch cache: the window's changes after `from`, then the live ones.
-/// A watcher that falls too far behind is ended (the client lists and watches again).
-#[allow(clippy::too_many_arguments)]
-async fn follow_cache(
+/// Send the changes after `from` that this watch sees, with bookmarks when asked for.
+async fn follow(
     t: &Target,
     req: &WatchRequest,
-    shape: &CachedShape,
-    replay: Vec<Arc<super::watchcache::Change>>,
-    mut live: tokio::sync::broadcast::Receiver<Arc<super::watchcache::Change>>,
+    render: &Option<Render>,
+    mut source: Source,
     from: Revision,
     mut first: bool,
     tx: &mpsc::Sender<Result<Bytes, std::convert::Infallible>>,
@@ -176,23 +159,23 @@ async fn follow_cache(
     let mut last = from;
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     tick.tick().await;
-    let mut pending = replay.into_iter();
     loop {
-        let change = match pending.next() {
-            Some(c) => c,
-            None => tokio::select! {
-                c = live.recv() => match c {
-                    Ok(c) => c,
-                    Err(_) => return,
-                },
-                _ = tick.tick(), if req.bookmarks => {
-                    if !send(tx, "BOOKMARK", bookmark(r, last, false)).await {
-                        return;
-                    }
-                    continue;
+        let change = tokio::select! {
+            c = source.next() => match c {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    let _ = send(tx, "ERROR", e.status()).await;
+                    return;
                 }
-                _ = tx.closed() => return,
+                None => return,
             },
+            _ = tick.tick(), if req.bookmarks => {
+                if !send(tx, "BOOKMARK", bookmark(r, last, false)).await {
+                    return;
+                }
+                continue;
+            }
+            _ = tx.closed() => return,
         };
         if change.revision <= last || !change.key.starts_with(&scope) {
             continue;
@@ -206,7 +189,12 @@ async fn follow_cache(
                 None => continue,
             },
         };
-        let line = format!("{{\"type\":\"{ty}\",\"object\":{}}}\n", shape(value, text, first));
+        // The change's JSON is shared by every watcher; a Table is this watcher's own.
+        let object = match render {
+            Some(f) => f(value, first).to_string(),
+            None => text.to_string(),
+        };
+        let line = format!("{{\"type\":\"{ty}\",\"object\":{object}}}\n");
         if tx.send(Ok(Bytes::from(line))).await.is_err() {
             return;
         }
@@ -214,7 +202,7 @@ async fn follow_cache(
     }
 }
 
-/// The event type a cached change is for this watcher, and whether it shows the deleted object.
+/// The event type a change is for this watcher, and whether it shows the deleted object.
 fn classify(
     r: &super::resources::Resource,
     opts: &ListOptions,
@@ -238,29 +226,4 @@ fn bookmark(r: &super::resources::Resource, rev: Revision, initial_end: bool) ->
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
     json!({"kind": r.kind, "apiVersion": r.api_version(), "metadata": meta})
-}
-
-/// A store change as a watch event of this request (None: the client does not see it).
-fn translate(r: &super::resources::Resource, opts: &ListOptions, ev: &Event) -> Option<(&'static str, Value)> {
-    match ev {
-        Event::Put { kv, prev } => {
-            let now = from_kv(kv).ok()?;
-            let is = matches(r, opts, &now);
-            let was = prev.as_ref().and_then(|p| from_kv(p).ok()).map(|p| matches(r, opts, &p));
-            match (was, is) {
-                (None, true) | (Some(false), true) => Some(("ADDED", now)),
-                (Some(true), true) => Some(("MODIFIED", now)),
-                (Some(true), false) => Some(("DELETED", now)),
-                _ => None,
-            }
-        }
-        Event::Delete { prev, revision } => {
-            let mut old = from_kv(prev).ok()?;
-            if !matches(r, opts, &old) {
-                return None;
-            }
-            old["metadata"]["resourceVersion"] = json!(revision.to_string());
-            Some(("DELETED", old))
-        }
-    }
 }

@@ -33,7 +33,7 @@ pub struct Change {
 }
 
 impl Change {
-    fn from_event(ev: &Event) -> Option<Change> {
+    pub(super) fn from_event(ev: &Event) -> Option<Change> {
         let parse = |kv: &crate::control::store::KeyValue| super::crud::from_kv(kv).ok();
         let (key, now, prev) = match ev {
             Event::Put { kv, prev } => (kv.key.clone(), Some(parse(kv)?), prev.as_ref().and_then(parse)),
