@@ -430,3 +430,29 @@ fn twenty_watchers_see_every_change_once() {
         assert_eq!(w.join().unwrap(), want);
     }
 }
+
+#[test]
+fn a_deleted_namespace_takes_objects_with_finalizers_too() {
+    let s = Server::start("nsfin");
+    s.kubectl_ok(&["create", "namespace", "fin"]);
+    let cm = r#"{"metadata":{"name":"kept","finalizers":["example.com/keep"]}}"#;
+    let out =
+        s.curl(&["-X", "POST", "-H", "Content-Type: application/json", "-d", cm, "/api/v1/namespaces/fin/configmaps"]);
+    assert!(text(&out.stdout).contains("example.com/keep"), "{}", text(&out.stdout));
+    s.kubectl_ok(&["delete", "namespace", "fin", "--wait=false"]);
+    // Nothing new may be created in a namespace being deleted.
+    let out = s.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"metadata":{"name":"late"}}"#,
+        "/api/v1/namespaces/fin/configmaps",
+    ]);
+    let late = text(&out.stdout);
+    assert!(late.contains("\"code\":403") || late.contains("\"code\":404"), "{late}");
+    assert!(wait_until(10, || !s.kubectl(&["get", "ns", "fin"]).status.success()), "the namespace stays");
+    let raw = s.curl(&["/api/v1/configmaps"]);
+    assert!(!text(&raw.stdout).contains("\"kept\""), "an object outlived its namespace: {}", text(&raw.stdout));
+}

@@ -154,7 +154,8 @@ impl Api {
     /// Create an already decoded object (also used by the server's own bootstrapping).
     pub async fn create_value(&self, t: &Target, mut obj: Value, dry_run: bool) -> ApiResult<Value> {
         let r = t.resource;
-        self.place(t, &mut obj).await?;
+        Self::place(t, &mut obj)?;
+        self.admit_to_namespace(t, &obj).await?;
         let generate = obj["metadata"]["generateName"].as_str().unwrap_or_default().to_string();
         let fixed = !name_of(&obj).is_empty();
         let meta =
@@ -202,7 +203,7 @@ impl Api {
     }
 
     /// Namespace and name of an object against the request's: fill in, or refuse a mismatch.
-    async fn place(&self, t: &Target, obj: &mut Value) -> ApiResult<()> {
+    fn place(t: &Target, obj: &mut Value) -> ApiResult<()> {
         let r = t.resource;
         let meta = &mut obj["metadata"];
         if r.namespaced {
@@ -221,19 +222,6 @@ impl Api {
                 }
                 Some(_) => {}
             }
-            let nsr = resources::find("", "namespaces").ok_or_else(|| ApiError::internal("no namespaces resource"))?;
-            let (nso, _) = self.read(nsr, None, &ns).await?;
-            if nso["status"]["phase"] == "Terminating" {
-                return Err(ApiError::new(
-                    403,
-                    "Forbidden",
-                    format!(
-                        "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                        r.plural,
-                        name_of(obj)
-                    ),
-                ));
-            }
         } else if let Some(m) = meta.as_object_mut() {
             m.remove("namespace");
         }
@@ -243,6 +231,27 @@ impl Api {
                     "the name of the object ({got}) does not match the name on the URL ({want})"
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Namespace lifecycle, as its admission plugin does it: new objects only in a namespace that
+    /// exists and is not being deleted. (Updates are not checked: the namespace's own clean-up
+    /// removes finalizers from the objects it is deleting.)
+    async fn admit_to_namespace(&self, t: &Target, obj: &Value) -> ApiResult<()> {
+        let Some(ns) = t.namespace.as_deref().filter(|_| t.resource.namespaced) else { return Ok(()) };
+        let nsr = resources::find("", "namespaces").ok_or_else(|| ApiError::internal("no namespaces resource"))?;
+        let (nso, _) = self.read(nsr, None, ns).await?;
+        if nso["status"]["phase"] == "Terminating" {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    t.resource.plural,
+                    name_of(obj)
+                ),
+            ));
         }
         Ok(())
     }
@@ -270,7 +279,7 @@ impl Api {
         let r = t.resource;
         let name = t.name()?.to_string();
         let mut new = new;
-        self.place(t, &mut new).await?;
+        Self::place(t, &mut new)?;
         for _ in 0..10 {
             let (old, rev) = match self.read(r, t.namespace.as_deref(), &name).await {
                 Ok(found) => found,
