@@ -73,17 +73,22 @@ pub fn image(store: &Store, c: &Container) -> Result<(ImageParts, Option<String>
 
 /// `imagePullPolicy`, defaulted as the API server does (Always for `:latest` or no tag).
 pub fn pull_policy(c: &Container) -> String {
-    if let Some(p) = &c.image_pull_policy {
-        return p.clone();
+    match &c.image_pull_policy {
+        Some(p) => p.clone(),
+        None => default_pull_policy(c.image.as_deref().unwrap_or_default()).into(),
     }
-    let image = c.image.as_deref().unwrap_or_default();
-    let last = image.rsplit('/').next().unwrap_or(image);
+}
+
+/// The API server's default `imagePullPolicy` for `image`: `Always` for `:latest` or no tag,
+/// else `IfNotPresent` (an image by digest never changes).
+pub fn default_pull_policy(image: &str) -> &'static str {
     if image.contains('@') {
-        return "IfNotPresent".into();
+        return "IfNotPresent";
     }
+    let last = image.rsplit('/').next().unwrap_or(image);
     match last.split_once(':') {
-        Some((_, "latest")) | None => "Always".into(),
-        Some(_) => "IfNotPresent".into(),
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
     }
 }
 

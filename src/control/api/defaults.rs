@@ -7,6 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::pod::container::default_pull_policy;
+
 /// Fill in the defaults of an object of `kind` (already decoded into its type and back).
 pub fn apply(kind: &str, obj: &mut Value) {
     match kind {
@@ -140,7 +142,7 @@ fn container(c: &mut Value) {
     set(c, "terminationMessagePolicy", json!("File"));
     set(c, "resources", json!({}));
     let image = c["image"].as_str().unwrap_or_default().to_string();
-    set(c, "imagePullPolicy", json!(pull_policy(&image)));
+    set(c, "imagePullPolicy", json!(default_pull_policy(&image)));
     for p in c.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
         set(p, "protocol", json!("TCP"));
     }
@@ -155,18 +157,6 @@ fn container(c: &mut Value) {
                 set(h, "path", json!("/"));
             }
         }
-    }
-}
-
-/// `Always` for `:latest` or no tag, else `IfNotPresent` (an image by digest never changes).
-pub fn pull_policy(image: &str) -> &'static str {
-    if image.contains('@') {
-        return "IfNotPresent";
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.split_once(':') {
-        Some((_, "latest")) | None => "Always",
-        Some(_) => "IfNotPresent",
     }
 }
 
@@ -277,7 +267,7 @@ mod tests {
         assert_eq!(j["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], "u1");
         assert_eq!(j["spec"]["template"]["metadata"]["labels"]["job-name"], "pi");
         assert_eq!(j["spec"]["completions"], 1);
-        assert_eq!(pull_policy("registry:5000/x"), "Always");
-        assert_eq!(pull_policy("x@sha256:ab"), "IfNotPresent");
+        assert_eq!(default_pull_policy("registry:5000/x"), "Always");
+        assert_eq!(default_pull_policy("x@sha256:ab"), "IfNotPresent");
     }
 }
