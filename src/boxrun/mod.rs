@@ -157,9 +157,7 @@ fn catch_signals() {
 /// A short random id (8 hex digits) from the kernel's random pool.
 pub fn new_id() -> String {
     let mut buf = [0u8; 4];
-    // SAFETY: getrandom writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n != buf.len() as isize {
+    if !crate::primitives::random::fill(&mut buf) {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         buf = (t.subsec_nanos() ^ std::process::id()).to_le_bytes();
     }

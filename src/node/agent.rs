@@ -126,9 +126,7 @@ fn hash_of(pod: &Pod, objects: Option<&Objects>) -> String {
 /// A random (version 4) uid, as the API server gives every object.
 pub fn new_uid() -> String {
     let mut b = [0u8; 16];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 16 {
+    if !crate::primitives::random::fill(&mut b) {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         b = (t ^ u128::from(std::process::id())).to_le_bytes();
     }

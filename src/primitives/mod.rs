@@ -13,5 +13,6 @@ pub mod namespace;
 pub mod netns;
 pub mod proc;
 pub mod process;
+pub mod random;
 pub mod record;
 pub mod seccomp;

@@ -384,11 +384,9 @@ fn pick(first: u32, last: u32, static_len: u32, taken: impl Fn(u32) -> bool) -> 
 }
 
 /// A random number from the kernel (getrandom), or from the clock if that fails.
-fn random_u32() -> u32 {
+pub fn random_u32() -> u32 {
     let mut b = [0u8; 4];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n == 4 {
+    if crate::primitives::random::fill(&mut b) {
         return u32::from_ne_bytes(b);
     }
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

@@ -15,7 +15,7 @@ use super::crud::{Api, ListOptions};
 use super::path::Target;
 use super::resources;
 use super::status::{ApiError, ApiResult};
-use crate::proxy::alloc::{DNS_SERVICE_IP, NODE_PORT_RANGE};
+use crate::proxy::alloc::{DNS_SERVICE_IP, NODE_PORT_RANGE, random_u32};
 
 const FIRST: u32 = u32::from_be_bytes([10, 96, 0, 0]);
 const SIZE: u32 = 1 << 20;
@@ -121,20 +121,9 @@ async fn in_use(api: &Api, uid: &str) -> ApiResult<(HashSet<Ipv4Addr>, HashSet<u
     Ok((ips, ports))
 }
 
-fn random() -> u32 {
-    let mut b = [0u8; 4];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n == 4 {
-        u32::from_ne_bytes(b)
-    } else {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
-    }
-}
-
 fn pick_ip(used: &HashSet<Ipv4Addr>) -> Option<String> {
     let reserved = |a: Ipv4Addr| a == Ipv4Addr::new(10, 96, 0, 1) || a == DNS_SERVICE_IP;
-    let start = random() % SIZE;
+    let start = random_u32() % SIZE;
     (0..SIZE)
         .map(|i| Ipv4Addr::from(FIRST + (start + i) % SIZE))
         .find(|a| {
@@ -146,7 +135,7 @@ fn pick_ip(used: &HashSet<Ipv4Addr>) -> Option<String> {
 
 fn pick_port(taken: &mut HashSet<u16>) -> Option<u16> {
     let (lo, n) = (*NODE_PORT_RANGE.start() as u32, (NODE_PORT_RANGE.end() - NODE_PORT_RANGE.start()) as u32 + 1);
-    let start = random() % n;
+    let start = random_u32() % n;
     let port = (0..n).map(|i| (lo + (start + i) % n) as u16).find(|p| !taken.contains(p))?;
     taken.insert(port);
     Some(port)

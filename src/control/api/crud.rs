@@ -655,9 +655,7 @@ fn initial_status(r: &Resource, obj: &mut Value) {
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut b = [0u8; 5];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 5 {
+    if !crate::primitives::random::fill(&mut b) {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         b = [(t >> 3) as u8, (t >> 11) as u8, (t >> 19) as u8, (t >> 27) as u8, (t >> 35) as u8];
     }

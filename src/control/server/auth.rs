@@ -32,9 +32,7 @@ pub struct Tokens(Vec<(String, User)>);
 /// 32 random bytes as hex: a token.
 pub fn random_token() -> Result<String> {
     let mut b = [0u8; 32];
-    // SAFETY: getrandom writes at most b.len() bytes into b.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 32 {
+    if !crate::primitives::random::fill(&mut b) {
         return Err(Error::invalid("cannot read random bytes for a token (getrandom failed)"));
     }
     Ok(hex::encode(b))
