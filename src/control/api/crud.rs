@@ -180,10 +180,7 @@ impl Api {
             let mut candidate = obj.clone();
             super::defaults::apply(r.kind, &mut candidate);
             initial_status(r, &mut candidate);
-            let _guard = if r.kind == "Service" { Some(self.alloc.lock().await) } else { None };
-            if r.kind == "Service" {
-                super::alloc::assign(self, &mut candidate, None).await?;
-            }
+            let _guard = self.allocate(r, &mut candidate, None).await?;
             objects::validate(r, &candidate)?;
             if dry_run {
                 return Ok(candidate);
@@ -235,13 +232,28 @@ impl Api {
         Ok(())
     }
 
+    /// A Service's ClusterIP and NodePorts (kept from `old` on an update), under the allocation
+    /// lock, which the caller holds until the Service is stored. Other kinds: nothing.
+    async fn allocate(
+        &self,
+        r: &Resource,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> ApiResult<Option<tokio::sync::MutexGuard<'_, ()>>> {
+        if r.kind != "Service" {
+            return Ok(None);
+        }
+        let guard = self.alloc.lock().await;
+        super::alloc::assign(self, obj, old).await?;
+        Ok(Some(guard))
+    }
+
     /// Namespace lifecycle, as its admission plugin does it: new objects only in a namespace that
     /// exists and is not being deleted. (Updates are not checked: the namespace's own clean-up
     /// removes finalizers from the objects it is deleting.)
     async fn admit_to_namespace(&self, t: &Target, obj: &Value) -> ApiResult<()> {
         let Some(ns) = t.namespace.as_deref().filter(|_| t.resource.namespaced) else { return Ok(()) };
-        let nsr = resources::find("", "namespaces").ok_or_else(|| ApiError::internal("no namespaces resource"))?;
-        let (nso, _) = self.read(nsr, None, ns).await?;
+        let (nso, _) = self.read(namespaces(), None, ns).await?;
         if nso["status"]["phase"] == "Terminating" {
             return Err(ApiError::new(
                 403,
@@ -293,10 +305,7 @@ impl Api {
             }
             let mut merged = merge_update(r, sub, &old, &new)?;
             super::defaults::apply(r.kind, &mut merged);
-            let _guard = if r.kind == "Service" { Some(self.alloc.lock().await) } else { None };
-            if r.kind == "Service" {
-                super::alloc::assign(self, &mut merged, Some(&old)).await?;
-            }
+            let _guard = self.allocate(r, &mut merged, Some(&old)).await?;
             objects::validate(r, &merged)?;
             let key = object_key(r, t.namespace.as_deref(), &name);
             // The last finalizer removed from an object being deleted: it goes now.
@@ -452,7 +461,7 @@ impl Api {
             ns["metadata"]["deletionTimestamp"] = json!(crate::pod::status::now());
             ns["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             ns["status"]["phase"] = json!("Terminating");
-            let key = object_key(resources::find("", "namespaces").expect("namespaces are served"), None, &name);
+            let key = object_key(namespaces(), None, &name);
             let nrev = self
                 .store
                 .update(&key, to_stored(&ns), rev)
@@ -492,7 +501,7 @@ impl Api {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let key = object_key(resources::find("", "namespaces").expect("namespaces are served"), None, ns);
+        let key = object_key(namespaces(), None, ns);
         if let Err(e) = self.store.delete(&key, None).await {
             tracing::warn!("namespace {ns}: cannot remove it after its content: {e}");
         }
@@ -500,7 +509,7 @@ impl Api {
 
     /// Create the namespaces every cluster has, if missing.
     pub async fn bootstrap(&self) -> ApiResult<()> {
-        let nsr = resources::find("", "namespaces").ok_or_else(|| ApiError::internal("no namespaces resource"))?;
+        let nsr = namespaces();
         for ns in SYSTEM_NAMESPACES {
             let t = Target { resource: nsr, namespace: None, name: None, subresource: None };
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
@@ -512,6 +521,11 @@ impl Api {
         }
         Ok(())
     }
+}
+
+/// The namespaces resource (in the table, always).
+fn namespaces() -> &'static Resource {
+    resources::find("", "namespaces").expect("namespaces are in the resources table")
 }
 
 /// Does `v` pass the list's selectors?
