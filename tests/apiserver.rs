@@ -456,3 +456,40 @@ fn a_deleted_namespace_takes_objects_with_finalizers_too() {
     let raw = s.curl(&["/api/v1/configmaps"]);
     assert!(!text(&raw.stdout).contains("\"kept\""), "an object outlived its namespace: {}", text(&raw.stdout));
 }
+
+#[test]
+fn binding_sets_the_node_once_and_deleting_a_bound_pod_is_graceful() {
+    let s = Server::start("bind");
+    assert!(s.kubectl_in(&["apply", "-f", "-"], POD).status.success());
+    let bind =
+        r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"kind":"Node","name":"vm1"}}"#;
+    let post = || {
+        let out = s.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            bind,
+            "/api/v1/namespaces/default/pods/web/binding",
+        ]);
+        json(&text(&out.stdout))
+    };
+    assert_eq!(post()["status"], "Success");
+    let pod = json(&s.kubectl_ok(&["get", "pod", "web", "-o", "json"]));
+    assert_eq!(pod["spec"]["nodeName"], "vm1");
+    let scheduled: Vec<&Value> =
+        pod["status"]["conditions"].as_array().unwrap().iter().filter(|c| c["type"] == "PodScheduled").collect();
+    assert_eq!(scheduled.len(), 1, "{pod}");
+    assert_eq!(scheduled[0]["status"], "True");
+    let again = post();
+    assert_eq!((again["code"].as_i64(), again["reason"].as_str()), (Some(409), Some("Conflict")), "{again}");
+    assert!(again["message"].as_str().unwrap().contains("already assigned to node \"vm1\""), "{again}");
+    // On a node, a delete only marks the pod: its kubelet stops it, then deletes with grace 0.
+    s.kubectl_ok(&["delete", "pod", "web", "--wait=false"]);
+    let pod = json(&s.kubectl_ok(&["get", "pod", "web", "-o", "json"]));
+    assert!(pod["metadata"]["deletionTimestamp"].is_string(), "{pod}");
+    assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30);
+    s.kubectl_ok(&["delete", "pod", "web", "--grace-period=0", "--force"]);
+    assert!(!s.kubectl(&["get", "pod", "web"]).status.success());
+}

@@ -278,8 +278,9 @@ impl Api {
         self.update_value(t, new, sub, expected).await
     }
 
-    /// Replace with an already decoded object. `expected`: the revision the client read (a
-    /// Conflict if the object has changed since); None retries on conflicts (an unconditional
+    /// Replace with an already decoded object. `sub`: None (the object), "status" (its status
+    /// only) or "binding" (a pod's node and conditions). `expected`: the revision the client read
+    /// (a Conflict if the object has changed since); None retries on conflicts (an unconditional
     /// update, or a patch applied again to the newer object).
     pub async fn update_value(
         &self,
@@ -572,6 +573,13 @@ fn merge_update(r: &Resource, sub: Option<&str>, old: &Value, new: &Value) -> Ap
     if sub == Some("status") {
         let mut out = old.clone();
         out["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+        return Ok(out);
+    }
+    if sub == Some("binding") {
+        // The scheduler's answer: the node, and the status conditions that say so.
+        let mut out = old.clone();
+        out["spec"]["nodeName"] = new["spec"]["nodeName"].clone();
+        out["status"]["conditions"] = new["status"]["conditions"].clone();
         return Ok(out);
     }
     let mut out = new.clone();

@@ -307,12 +307,8 @@ async fn bind(api: &Arc<Api>, t: &Target, body: &[u8]) -> ApiResult<Value> {
     let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
     conds.push(cond);
     pod["status"]["conditions"] = json!(conds);
-    api.update_value(&main, pod.clone(), None, Some(rev)).await?;
-    let (fresh, frev) = api.read(t.resource, t.namespace.as_deref(), &name).await?;
-    let mut with_status = fresh.clone();
-    with_status["status"] = pod["status"].clone();
-    api.update_value(&Target { subresource: Some("status".into()), ..main }, with_status, Some("status"), Some(frev))
-        .await?;
+    // The node and the PodScheduled condition in one write, if the pod is still as read.
+    api.update_value(&main, pod, Some("binding"), Some(rev)).await?;
     Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
 }
 
